@@ -1,0 +1,1 @@
+"""cc-ci: test Co-op Cloud recipes through their whole life on a real Docker swarm."""

@@ -1,0 +1,3 @@
+"""Shared fixtures of the harness's own test suite."""
+
+pytest_plugins = ["pytester"]

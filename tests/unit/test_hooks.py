@@ -1,0 +1,96 @@
+"""The hook signature check and HookCtx (its HTTP against a real local server)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import meta
+from harness.errors import InfraError, MetaError
+from harness.hooks import HookCtx, load_deps
+
+
+def test_signature_check_accepts_expected_and_optional_keywords() -> None:
+    def pre_install(ctx, *, verbose=False):  # type: ignore[no-untyped-def]
+        pass
+
+    meta.check_hook_signature(pre_install, ("ctx",), "pre_install")
+
+
+def test_signature_check_names_definition_site() -> None:
+    def pre_backup(ctx, extra):  # type: ignore[no-untyped-def]
+        pass
+
+    with pytest.raises(MetaError) as caught:
+        meta.check_hook_signature(pre_backup, ("ctx",), "pre_backup")
+    line = pre_backup.__code__.co_firstlineno
+    assert str(caught.value).startswith(f"{__file__}:{line}: pre_backup must take (ctx)")
+
+
+def test_signature_check_refuses_uninspectable_callables() -> None:
+    with pytest.raises(MetaError, match="must take"):
+        meta.check_hook_signature(len, ("ctx",), "READY_PROBE")
+
+
+class _EchoHost(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"host": self.headers["Host"], "path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def echo_url() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoHost)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def make_ctx(base_url: str, tmp_path: Path) -> HookCtx:
+    return HookCtx(
+        recipe="demo",
+        app="demo_x1_ccci_test",
+        domain="demo-x1.ccci.localhost",
+        base_url=base_url,
+        op="install",
+        meta=meta.RecipeMeta(),
+        run_dir=tmp_path,
+    )
+
+
+def test_ctx_http_sends_the_app_domain_as_host(echo_url: str, tmp_path: Path) -> None:
+    ctx = make_ctx(echo_url, tmp_path)
+    answer = ctx.get("/status?x=1")
+    assert answer.status_code == 200
+    assert answer.json() == {"host": "demo-x1.ccci.localhost", "path": "/status?x=1"}
+
+
+def test_ctx_is_frozen(tmp_path: Path) -> None:
+    ctx = make_ctx("http://127.0.0.1:1", tmp_path)
+    with pytest.raises(AttributeError):
+        ctx.domain = "other"  # type: ignore[misc]
+
+
+def test_deps_come_from_the_file_named_in_the_env(tmp_path: Path) -> None:
+    assert load_deps({}) == {}
+    deps_file = tmp_path / "deps.json"
+    deps_file.write_text(json.dumps({"keycloak": {"url": "http://kc", "client_id": "x"}}))
+    assert load_deps({"CCCI_DEPS_FILE": str(deps_file)})["keycloak"]["client_id"] == "x"
+    deps_file.write_text("[1, 2]")
+    with pytest.raises(InfraError, match="expected a JSON object"):
+        load_deps({"CCCI_DEPS_FILE": str(deps_file)})
+    with pytest.raises(InfraError, match="unreadable"):
+        load_deps({"CCCI_DEPS_FILE": str(tmp_path / "missing.json")})

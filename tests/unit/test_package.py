@@ -1,0 +1,68 @@
+"""Package-level promises: the error tree, the inert plugin, the console script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness import cli, errors
+
+
+def test_error_all_is_complete_and_rooted() -> None:
+    public = {
+        name
+        for name, obj in vars(errors).items()
+        if isinstance(obj, type)
+        and issubclass(obj, Exception)
+        and obj.__module__ == errors.__name__
+    }
+    assert set(errors.__all__) == public
+    for name in public:
+        assert issubclass(getattr(errors, name), errors.CcciError)
+        assert name in errors.__doc__, f"{name} missing from the tree drawn in the docstring"
+
+
+def test_failure_kinds() -> None:
+    assert errors.MetaError.kind == errors.ConvergeError.kind == "recipe"
+    assert errors.PlatformError.kind == errors.DeployError.kind == "infra"
+
+
+def test_pytest_help_does_not_touch_docker() -> None:
+    # An unreachable engine proves nothing connects; the module check proves nothing imports.
+    code = textwrap.dedent("""
+        import sys, pytest
+        rc = pytest.main(["--help"])
+        assert rc == 0, rc
+        heavy = sorted(m for m in ("docker", "playwright", "httpx") if m in sys.modules)
+        assert not heavy, heavy
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"DOCKER_HOST": "tcp://127.0.0.1:9", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_plugin_is_registered_through_its_entry_point(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--co")
+    result.stdout.fnmatch_lines(["cc-ci platform: local"])
+
+
+def test_cli_meta_reports_valid_and_invalid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "recipe_meta.py").write_text("HEALTH_PATH = '/health'\n")
+    assert cli.main(["meta", str(tmp_path)]) == 0
+    assert "HEALTH_PATH = '/health'" in capsys.readouterr().out
+    (tmp_path / "recipe_meta.py").write_text("HEALTH_PAHT = '/health'\n")
+    assert cli.main(["meta", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cc-ci: error: ")
+    assert "did you mean HEALTH_PATH?" in err
