@@ -1,0 +1,180 @@
+"""Recipes from the catalogue: a cached mirror per recipe, a checkout per run, its releases.
+
+The catalogue is a URL prefix (``<prefix>/<recipe>.git``, e.g. a Gitea organisation)
+or a directory of recipe repos (``<dir>/<recipe>``). A recipe is mirrored once with all its
+branches and tags into the cache, under a file lock, and each app of a run gets its own
+cheap local clone of the mirror at the ref it deploys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from harness.errors import CatalogueError
+
+__all__ = [
+    "CACHE_DIR",
+    "DEFAULT_CATALOGUE",
+    "Checkout",
+    "Release",
+    "checkout",
+    "mirror",
+    "parse_version",
+    "previous_release",
+    "releases",
+]
+
+CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cc-ci"
+DEFAULT_CATALOGUE = str(CACHE_DIR / "demo-catalogue")
+
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)\+(\S+)$")
+_PULL = re.compile(r"^(?:refs/)?(?:pull|pr)/(\d+)(?:/head)?$")
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    """Run git; a failure becomes a CatalogueError with git's own last line."""
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=300
+        )
+    except subprocess.CalledProcessError as exc:
+        last = (exc.stderr or exc.stdout or "").strip().splitlines()[-1:] or ["failed"]
+        raise CatalogueError(f"git {' '.join(args)}: {last[0]}") from exc
+    return done.stdout.strip()
+
+
+def source_url(catalogue: str, recipe: str) -> str:
+    if "://" in catalogue or catalogue.startswith("git@"):
+        return f"{catalogue.rstrip('/')}/{recipe}.git"
+    base = Path(catalogue).expanduser()
+    if not base.is_dir():
+        raise CatalogueError(f"catalogue {catalogue} is not a directory (run scripts/setup?)")
+    for candidate in (base / recipe, base / f"{recipe}.git"):
+        if candidate.exists():
+            return str(candidate.resolve())
+    known = ", ".join(sorted(p.name for p in base.iterdir() if not p.name.startswith(".")))
+    raise CatalogueError(f"unknown recipe {recipe!r}: not in catalogue {catalogue} ({known})")
+
+
+def mirror(recipe: str, catalogue: str, cache_dir: Path = CACHE_DIR) -> Path:
+    """The up-to-date mirror (all branches, tags and PR heads) of ``recipe``."""
+    url = source_url(catalogue, recipe)
+    dest = cache_dir / "mirrors" / f"{recipe}-{hashlib.sha1(url.encode()).hexdigest()[:8]}.git"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{dest}.lock"):
+        if dest.is_dir():
+            git("remote", "update", "--prune", cwd=dest)
+        else:
+            git("clone", "--quiet", "--mirror", url, str(dest))
+    return dest
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A working tree of the recipe at one commit."""
+
+    path: Path
+    sha: str
+    ref: str
+
+    @property
+    def short(self) -> str:
+        return self.sha[:8]
+
+    def dirty(self) -> bool:
+        """Uncommitted or untracked changes (the harness's own overlay counts)."""
+        return bool(git("status", "--porcelain", "--untracked-files=all", cwd=self.path))
+
+    def switch(self, ref: str) -> Checkout:
+        sha = _resolve(self.path, ref)
+        git("checkout", "--quiet", "--force", "--detach", sha, cwd=self.path)
+        return Checkout(self.path, sha, ref)
+
+
+def checkout(mirror_path: Path, ref: str | None, dest: Path) -> Checkout:
+    """Clone the mirror into ``dest`` and check out ``ref`` (default: the default branch)."""
+    git("clone", "--quiet", "--no-checkout", str(mirror_path), str(dest))
+    tree = Checkout(dest, "", "HEAD")
+    return tree.switch(ref or "HEAD")
+
+
+def _resolve(repo: Path, ref: str) -> str:
+    pull = _PULL.match(ref)
+    if pull:
+        git("fetch", "--quiet", "origin", f"refs/pull/{pull[1]}/head", cwd=repo)
+        return git("rev-parse", "FETCH_HEAD^{commit}", cwd=repo)
+    for candidate in (f"refs/tags/{ref}", f"refs/remotes/origin/{ref}", ref):
+        try:
+            return git("rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}", cwd=repo)
+        except CatalogueError:
+            continue
+    raise CatalogueError(f"{repo.name}: ref {ref!r} not found (no such tag, branch or commit)")
+
+
+# -- releases -----------------------------------------------------------------------------
+
+Version = tuple[int, int, int]
+
+
+def parse_version(text: str) -> Version | None:
+    """The semver part of ``<semver>+<upstream>``, or None when ``text`` is not one."""
+    match = _VERSION.match(text.strip())
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+@dataclass(frozen=True)
+class Release:
+    tag: str
+    version: Version
+    sha: str
+    annotated: bool
+
+
+def releases(repo: Path) -> tuple[list[Release], list[str]]:
+    """The release tags of ``repo`` in version order, and the tags that are not releases."""
+    out = git(
+        "for-each-ref",
+        "refs/tags",
+        "--format=%(refname:short) %(objecttype) %(objectname) %(*objectname)",
+        cwd=repo,
+    )
+    found, other = [], []
+    for line in out.splitlines():
+        tag, kind, sha, peeled = [*line.split(), ""][:4]
+        version = parse_version(tag)
+        if version is None:
+            other.append(tag)
+            continue
+        annotated = kind == "tag"
+        found.append(Release(tag, version, peeled if annotated else sha, annotated))
+    return sorted(found, key=lambda r: r.version), other
+
+
+def previous_release(
+    found: list[Release], candidate_sha: str, candidate_version: Version | None
+) -> Release | None:
+    """The release an existing user upgrades from: the highest one below the candidate.
+
+    A candidate that is itself a release sits at its tag; an untagged candidate is newer
+    than every release of its own version label (it is work on top of them).
+    """
+    at_candidate = [r for r in found if r.sha == candidate_sha]
+    if at_candidate:
+        ceiling, inclusive = max(r.version for r in at_candidate), False
+    elif candidate_version is not None:
+        ceiling, inclusive = candidate_version, True
+    else:
+        return found[-1] if found else None
+    below = [
+        r
+        for r in found
+        if r.sha != candidate_sha and (r.version < ceiling or (inclusive and r.version == ceiling))
+    ]
+    return below[-1] if below else None

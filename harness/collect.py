@@ -1,0 +1,124 @@
+"""A recipe dir as pytest sees it: one collector, one item per tier, in lifecycle order.
+
+Why custom items rather than generated test functions: the tiers of a recipe share one
+``Run`` (its checkouts, apps and teardown) whose life is exactly the collector's — pytest
+calls ``RecipeDir.setup()`` before the first tier and ``teardown()`` after the last, also
+after ``-x``, a failure or Ctrl-C — and tiers need no fixtures. One collector per recipe is
+one ``--dist loadscope`` scope, so a recipe's tiers stay in order on one worker.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import lifecycle, meta
+from harness.errors import CcciError, MetaError, RecipeError
+from harness.settings import SETTINGS_KEY
+
+# Tiers this harness implements, in lifecycle order.
+IMPLEMENTED = ("install", "upgrade")
+
+
+class RecipeDir(pytest.Directory):
+    """``recipes/<name>/``: the tiers of one recipe."""
+
+    run: lifecycle.Run | None = None
+
+    @property
+    def recipe(self) -> str:
+        return self.path.name
+
+    def collect(self) -> Iterator[pytest.Item]:
+        try:
+            self.meta = meta.load(self.path)
+        except MetaError as exc:
+            raise self.CollectError(str(exc)) from None
+        for tier in IMPLEMENTED:
+            if tier in self.meta.TIERS:
+                yield TierItem.from_parent(self, name=tier, tier=tier)
+
+    def setup(self) -> None:
+        settings = self.config.stash[SETTINGS_KEY]
+        self.run = lifecycle.Run(
+            recipe=self.recipe,
+            recipe_dir=self.path,
+            meta=self.meta,
+            catalogue=settings.catalogue,
+            ref=settings.ref,
+            runs_root=settings.runs_dir,
+        )
+        self.config.stash.setdefault(RUNS_KEY, []).append(self.run)
+
+    def teardown(self) -> None:
+        if self.run is not None:
+            run, self.run = self.run, None
+            run.close()
+
+
+RUNS_KEY = pytest.StashKey[list[lifecycle.Run]]()
+
+
+class TierItem(pytest.Item):
+    """``recipes/<name>::<tier>``."""
+
+    def __init__(self, *, tier: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tier = tier
+        self.add_marker(pytest.mark.e2e)
+
+    @property
+    def recipe_dir(self) -> RecipeDir:
+        assert isinstance(self.parent, RecipeDir)
+        return self.parent
+
+    def _later_tiers(self) -> list[str]:
+        selected = [i.name for i in self.session.items if i.parent is self.parent]
+        return selected[selected.index(self.name) + 1 :]
+
+    def runtest(self) -> None:
+        recipe_dir = self.recipe_dir
+        run = recipe_dir.run
+        assert run is not None
+        expect_fail = recipe_dir.meta.EXPECT_FAIL
+        for earlier, outcome in run.outcomes.items():
+            if outcome in ("fail", "xfail"):
+                run.outcomes[self.tier] = "skip"
+                how = "as designed" if outcome == "xfail" else ""
+                pytest.skip(f"{earlier} failed {how}".strip() + f": {self.tier} cannot run")
+        keep = bool(self._later_tiers())
+        try:
+            if self.tier == "install":
+                lifecycle.install(run, keep=keep)
+            else:
+                lifecycle.upgrade(run, keep=keep)
+        except lifecycle.Unverifiable as exc:
+            run.outcomes[self.tier] = "unver"
+            warnings.warn(pytest.PytestWarning(f"{self.nodeid} unverified: {exc}"), stacklevel=1)
+            pytest.skip(f"unverified: {exc}")
+        except RecipeError as exc:
+            if expect_fail == self.tier:
+                run.outcomes[self.tier] = "xfail"
+                pytest.xfail(f"designed failure: {type(exc).__name__}: {exc}")
+            run.outcomes[self.tier] = "fail"
+            raise
+        except BaseException:
+            run.outcomes[self.tier] = "fail"
+            raise
+        run.outcomes[self.tier] = "pass"
+        if expect_fail == self.tier:
+            pytest.fail(
+                f"canary {recipe_dir.recipe} was designed to fail at {self.tier}, but passed"
+            )
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, CcciError):
+            return f"{type(excinfo.value).__name__}: {excinfo.value}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.recipe_dir.recipe}::{self.tier}"

@@ -1,0 +1,321 @@
+"""The lifecycle of one recipe: a ``Run`` of its tiers, as plain Python.
+
+pytest items (``harness.collect``) and the CLI call the same functions. A run owns a run
+dir, a unique id and every resource it creates (all labelled with the id); ``Run.close()``
+removes them and asserts that nothing is left.
+
+Which app each tier uses: install deploys the candidate fresh (what a new user gets);
+upgrade deploys a second app at the base release and upgrades it to the candidate (what
+an existing user gets). An app no later tier needs is removed as soon as its tier ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness import catalogue, deploy, teardown
+from harness.appenv import app_env
+from harness.catalogue import Checkout
+from harness.converge import Converged, wait_converged
+from harness.errors import CatalogueError, PlanError, ProbeError, StampError
+from harness.hooks import HookCtx, load_deps
+from harness.plan import Plan, make_plan
+from harness.platform import Platform, Stamp, deploy_config, detect, free_port
+
+__all__ = ["App", "Run", "Unverifiable", "install", "upgrade"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 300
+PROBE_WINDOW = 60.0
+
+
+class Unverifiable(Exception):
+    """A tier could not be verified (e.g. the base release does not install): rung ``unver``."""
+
+
+@dataclass
+class App:
+    """One deployed instance of the recipe."""
+
+    name: str  # the stack
+    domain: str
+    tree: Checkout
+    host_port: int | None
+    deploys: int = 0
+    plan: Plan | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    stamps: dict[str, str] = field(default_factory=dict)  # labels observed after deploy
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.host_port}" if self.host_port else f"https://{self.domain}"
+
+
+@dataclass
+class Run:
+    recipe: str
+    recipe_dir: Path
+    meta: Any  # RecipeMeta
+    catalogue: str
+    ref: str | None
+    runs_root: Path
+    platform: Platform = field(default_factory=detect)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+
+    def __post_init__(self) -> None:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        self.dir = self.runs_root / f"{self.recipe}-{stamp}-{self.id}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.apps: dict[str, App] = {}
+        self.overlays: list[str] = []
+        self.outcomes: dict[str, str] = {}  # tier -> pass|fail|skip|unver
+        self._mirror: Path | None = None
+        self.candidate: Checkout | None = None
+
+    # -- fetch ------------------------------------------------------------------------
+
+    def fetch(self) -> Checkout:
+        """Mirror the recipe and check out the candidate (once per run)."""
+        if self.candidate is None:
+            self._mirror = catalogue.mirror(self.recipe, self.catalogue)
+            self.candidate = catalogue.checkout(self._mirror, self.ref, self.dir / "candidate")
+            log.info(
+                "%s: candidate %s at %s", self.recipe, self.candidate.ref, self.candidate.short
+            )
+        return self.candidate
+
+    def new_app(self, role: str, ref: str) -> App:
+        """A fresh app with its own checkout at ``ref``; names short enough for swarm."""
+        assert self._mirror is not None
+        suffix = f"{self.id}{role[0]}{len(self.apps)}"
+        short = re.sub(r"[^a-z0-9-]", "-", self.recipe.lower())[:20].strip("-")
+        domain = f"{short}-{suffix}.localhost"
+        tree = catalogue.checkout(self._mirror, ref, self.dir / f"app-{role}-{len(self.apps)}")
+        port = free_port() if self.platform.name == "local" else None
+        app = App(name=domain.replace(".", "_"), domain=domain, tree=tree, host_port=port)
+        self.apps[app.name] = app
+        return app
+
+    def ctx(self, app: App, op: str) -> HookCtx:
+        return HookCtx(
+            recipe=self.recipe,
+            app=app.name,
+            domain=app.domain,
+            base_url=app.base_url,
+            op=op,
+            meta=self.meta,
+            run_dir=self.dir,
+            env=dict(app.env),
+            deps=load_deps(),
+        )
+
+    # -- deploy -----------------------------------------------------------------------
+
+    def deploy(self, app: App, op: str, *, release: str | None, upgrade: bool = False) -> None:
+        """Plan, create secrets, check images, deploy, verify the stamp, converge, probe.
+
+        ``release`` is the tag being deployed as a release (None: a chaos deploy of the
+        checked-out commit).
+        """
+        extra = self._extra_env(app, op, self.meta.EXTRA_ENV)
+        if upgrade:
+            extra.update(self._extra_env(app, op, self.meta.UPGRADE_EXTRA_ENV))
+        app.env, sample = app_env(self.recipe, app.tree.path, app.domain, app.name, extra)
+        plan = app.plan = make_plan(self.recipe, app.tree.path, app.env, sample)
+        for warning in plan.warnings:
+            log.warning("%s: %s", app.name, warning)
+        dirty = app.tree.dirty()
+        if release is not None and dirty:
+            raise PlanError(f"{app.tree.path}: a release deploy refuses a dirty tree")
+        stamp = Stamp(chaos=release is None, chaos_version=app.tree.short + ("+U" if dirty else ""))
+        config, overlays = deploy_config(plan, self.platform, self.id, stamp, app.host_port)
+        self.overlays += [o for o in overlays if o not in self.overlays]
+        deploy.create_secrets(plan, self.id)
+        deploy.ensure_images(plan.images)
+        app.deploys += 1
+        started = datetime.now(UTC)
+        deploy.stack_deploy(app.name, config, self.dir / f"deploy-{app.name}-{app.deploys}.yml")
+        converged = wait_converged(app.name, self._timeout(plan, app.env), since=started)
+        app.stamps = check_stamp(app, stamp, release)
+        self.probe(app, op, converged)
+
+    def _extra_env(self, app: App, op: str, value: Any) -> dict[str, str]:
+        if callable(value):
+            result = value(self.ctx(app, op))
+            if not isinstance(result, Mapping):
+                raise PlanError(f"{self.recipe}: env hook returned {type(result).__name__}")
+            return {str(k): str(v) for k, v in result.items()}
+        return dict(value)
+
+    def _timeout(self, plan: Plan, env: Mapping[str, str]) -> int:
+        if self.meta.DEPLOY_TIMEOUT is not None:
+            return int(self.meta.DEPLOY_TIMEOUT)
+        if plan.timeout is not None:
+            return plan.timeout
+        return int(env["TIMEOUT"]) if env.get("TIMEOUT", "").isdigit() else DEFAULT_TIMEOUT
+
+    def probe(self, app: App, op: str, converged: Converged) -> None:
+        """Health (HEALTH_PATH answers one of HEALTH_OK), then READY_PROBE, both bounded."""
+        assert app.plan is not None
+        if app.plan.web and app.host_port:
+            path, ok = self.meta.HEALTH_PATH, self.meta.HEALTH_OK
+
+            def health() -> tuple[bool, str]:
+                try:
+                    status = httpx.get(
+                        f"{app.base_url}{path}", headers={"Host": app.domain}, timeout=5.0
+                    ).status_code
+                except httpx.HTTPError as exc:
+                    return False, f"{type(exc).__name__}: {exc}"
+                return status in ok, str(status)
+
+            passed, detail = retry(health, PROBE_WINDOW)
+            if not passed:
+                raise ProbeError(
+                    f"health: GET {path} (Host: {app.domain}) answered {detail}, expected one of"
+                    f" {', '.join(map(str, ok))}; services: {converged.services}"
+                )
+        if self.meta.READY_PROBE is not None:
+            ctx = self.ctx(app, op)
+
+            def ready() -> tuple[bool, str]:
+                try:
+                    verdict = self.meta.READY_PROBE(ctx)
+                except Exception as exc:
+                    return False, f"{type(exc).__name__}: {exc}"
+                return verdict is not False, "returned False"
+
+            passed, detail = retry(ready, PROBE_WINDOW)
+            if not passed:
+                raise ProbeError(f"READY_PROBE did not pass within {PROBE_WINDOW:.0f}s: {detail}")
+
+    # -- teardown ---------------------------------------------------------------------
+
+    def release_app(self, app: App) -> None:
+        """Remove an app no later tier needs (its volumes and secrets go at close)."""
+        teardown.remove_stack(app.name)
+        self.apps.pop(app.name, None)
+
+    def close(self) -> list[str]:
+        """Remove everything of the run and assert that nothing is left."""
+        removed = teardown.remove_run(self.id)
+        for tree in self.dir.glob("app-*"):
+            shutil.rmtree(tree, ignore_errors=True)
+        teardown.assert_no_leftovers(self.id)
+        log.info("run %s: removed %d resources, nothing left", self.id, len(removed))
+        return removed
+
+
+def retry(attempt: Callable[[], tuple[bool, str]], window: float) -> tuple[bool, str]:
+    """Repeat ``attempt`` (backing off to 1 s) until it passes or ``window`` seconds passed."""
+    deadline = time.monotonic() + window
+    delay = 0.1
+    while True:
+        passed, detail = attempt()
+        if passed or time.monotonic() >= deadline:
+            return passed, detail
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def check_stamp(app: App, stamp: Stamp, release: str | None) -> dict[str, str]:
+    """The deployed labels must name what we deployed; return the stamp labels seen."""
+    from harness import engine
+
+    try:
+        service = engine.client().services.get(f"{app.name}_app")
+    except Exception as exc:
+        raise StampError(f"{app.name}: no app service to carry the deploy stamp ({exc})") from exc
+    labels: dict[str, str] = service.attrs["Spec"].get("Labels") or {}
+    prefix = f"coop-cloud.{app.name}."
+    seen = {k[len(prefix) :]: v for k, v in labels.items() if k.startswith(prefix)}
+    if seen.get("chaos-version") != stamp.chaos_version:
+        raise StampError(
+            f"{app.name}: deployed chaos-version is {seen.get('chaos-version')!r}, but we deployed"
+            f" {stamp.chaos_version} (the running spec is not the one we deployed)"
+        )
+    if release is not None and seen.get("version") != release:
+        raise StampError(
+            f"{app.name}: deployed version label is {seen.get('version')!r}, but we deployed"
+            f" release {release}"
+        )
+    return seen
+
+
+# -- tiers --------------------------------------------------------------------------------
+
+
+def _release_at(tree: Checkout) -> str | None:
+    found, _ = catalogue.releases(tree.path)
+    at = [r.tag for r in found if r.sha == tree.sha]
+    return at[-1] if at else None
+
+
+def install(run: Run, keep: bool) -> App:
+    """Deploy the candidate fresh; keep the app when a later tier needs it."""
+    candidate = run.fetch()
+    app = run.new_app("install", candidate.sha)
+    run.deploy(app, "install", release=_release_at(app.tree))
+    if not keep:
+        run.release_app(app)
+    return app
+
+
+def upgrade_bases(run: Run) -> list[str]:
+    """The tags to upgrade from: UPGRADE_FROM, else the previous release."""
+    candidate = run.fetch()
+    if run.meta.UPGRADE_FROM:
+        return list(run.meta.UPGRADE_FROM)
+    found, other = catalogue.releases(candidate.path)
+    if not found:
+        hint = f" (tags found: {', '.join(other)})" if other else ""
+        raise Unverifiable(f"no release tags of the form <semver>+<upstream>{hint}")
+    label = _version_label(candidate.path)
+    base = catalogue.previous_release(found, candidate.sha, label)
+    if base is None:
+        raise Unverifiable(f"no release before the candidate ({candidate.short})")
+    return [base.tag]
+
+
+def _version_label(tree: Path) -> catalogue.Version | None:
+    compose = tree / "compose.yml"
+    if not compose.is_file():
+        return None
+    match = re.search(r"coop-cloud\.\$\{STACK_NAME\}\.version=([^\s\"']+)", compose.read_text())
+    return catalogue.parse_version(match[1]) if match else None
+
+
+def upgrade(run: Run, keep: bool) -> App:
+    """Deploy each base release, then upgrade it to the candidate in place."""
+    candidate = run.fetch()
+    last: App | None = None
+    for base in upgrade_bases(run):
+        if last is not None:
+            run.release_app(last)
+        try:
+            app = run.new_app("upgrade", base)
+        except CatalogueError as exc:
+            raise Unverifiable(f"base {base}: {exc}") from exc
+        try:
+            run.deploy(app, "upgrade", release=base if _release_at(app.tree) == base else None)
+        except Exception as exc:
+            raise Unverifiable(f"base release {base} does not install: {exc}") from exc
+        app.tree = app.tree.switch(candidate.sha)
+        run.deploy(app, "upgrade", release=None, upgrade=True)
+        last = app
+    assert last is not None
+    if not keep:
+        run.release_app(last)
+    return last

@@ -1,0 +1,272 @@
+"""The deploy plan of an app: what `docker stack deploy` will be asked to create.
+
+The merged, interpolated config comes from ``docker stack config`` — the very loader
+``docker stack deploy`` uses — so the plan cannot disagree with the deploy. On top of it
+cc-ci finds what that loader lets through silently: bad YAML named by file and line,
+unset variables, secrets used but not defined or without a version, config files that do
+not exist, services without an image.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.appenv import EnvFile
+from harness.errors import PlanError
+
+__all__ = ["Plan", "SecretPlan", "make_plan"]
+
+_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_PORT_LABEL = re.compile(r"^traefik\.http\.services\.[^.]+\.loadbalancer\.server\.port$")
+
+
+@dataclass(frozen=True)
+class SecretPlan:
+    key: str  # the compose key, e.g. db_password
+    name: str  # the swarm secret, e.g. <stack>_db_password_v1
+    version_var: str  # SECRET_DB_PASSWORD_VERSION
+    length: int = 32
+    charset: str = "alnum"
+    generate: bool = True
+
+
+@dataclass(frozen=True)
+class Plan:
+    recipe: str
+    stack: str
+    domain: str
+    compose_files: tuple[str, ...]
+    config: dict[str, Any]  # the merged compose from `docker stack config`
+    images: dict[str, str]  # service -> image
+    secrets: tuple[SecretPlan, ...]
+    configs: dict[str, str]  # compose key -> swarm config name
+    volumes: tuple[str, ...]
+    web: tuple[str, int] | None  # (service, container port) that serves HTTP
+    backup: dict[str, dict[str, str]]  # service -> its backupbot.* labels
+    version_label: str | None  # the app service's coop-cloud.<stack>.version
+    timeout: int | None  # coop-cloud.<stack>.timeout
+    warnings: tuple[str, ...] = field(default=())
+
+    def describe(self) -> str:
+        """The plan as a maintainer reads it."""
+        lines = [
+            f"recipe {self.recipe}: stack {self.stack}, domain {self.domain}",
+            f"compose files: {', '.join(self.compose_files)}",
+            f"version label: {self.version_label or '(none)'}",
+            "services:",
+            *(f"  {svc}: {img}" for svc, img in self.images.items()),
+            "secrets:",
+            *(
+                f"  {s.key}: {s.name} (${s.version_var}, "
+                + (f"length={s.length} charset={s.charset})" if s.generate else "generate=false)")
+                for s in self.secrets
+            ),
+            "configs:",
+            *(f"  {key}: {name}" for key, name in self.configs.items()),
+            f"volumes: {', '.join(self.volumes) or '(none)'}",
+            "web: " + (f"service {self.web[0]}, port {self.web[1]}" if self.web else "(none)"),
+            "backup labels:",
+            *(
+                f"  {svc}: {k}={v}"
+                for svc, labels in self.backup.items()
+                for k, v in labels.items()
+            ),
+        ]
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def make_plan(recipe: str, checkout: Path, env: Mapping[str, str], sample: EnvFile) -> Plan:
+    """Plan the deploy of ``checkout`` with ``env``; every defect raises one PlanError."""
+    stack, domain = env["STACK_NAME"], env["DOMAIN"]
+    files = tuple(f for f in env.get("COMPOSE_FILE", "compose.yml").split(":") if f)
+    raw: dict[str, str] = {}
+    for name in files:
+        path = checkout / name
+        if not path.is_file():
+            raise PlanError(f"COMPOSE_FILE names {name}, which does not exist in the recipe")
+        raw[name] = path.read_text()
+        try:
+            yaml.safe_load(raw[name])
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{name}:{mark.line + 1}" if mark else name
+            raise PlanError(f"{where}: bad YAML: {getattr(exc, 'problem', exc)}") from exc
+    config = stack_config(checkout, files, env)
+    problems: list[str] = []
+    warnings = [
+        f"variable {var} is not set ({', '.join(where)}); it becomes blank"
+        for var, where in _unset_variables(raw, env).items()
+    ]
+    services: dict[str, Any] = config.get("services") or {}
+    images = {svc: spec.get("image") or "" for svc, spec in services.items()}
+    problems += [f"service {svc} has no image" for svc, image in images.items() if not image]
+    secrets = _secrets(config, raw, sample, env, problems)
+    configs = _configs(config, checkout, problems, warnings)
+    if problems:
+        raise PlanError("\n".join(problems))
+    labels = {svc: (spec.get("deploy") or {}).get("labels") or {} for svc, spec in services.items()}
+    app_labels = labels.get("app", {})
+    timeout = app_labels.get(f"coop-cloud.{stack}.timeout")
+    return Plan(
+        recipe=recipe,
+        stack=stack,
+        domain=domain,
+        compose_files=files,
+        config=config,
+        images=images,
+        secrets=secrets,
+        configs=configs,
+        volumes=tuple(config.get("volumes") or ()),
+        web=_web_service(labels, warnings),
+        backup={
+            svc: {k: v for k, v in lbl.items() if k.startswith("backupbot.")}
+            for svc, lbl in labels.items()
+            if any(k.startswith("backupbot.") for k in lbl)
+        },
+        version_label=app_labels.get(f"coop-cloud.{stack}.version"),
+        timeout=int(timeout) if timeout and str(timeout).isdigit() else None,
+        warnings=tuple(warnings),
+    )
+
+
+def stack_config(checkout: Path, files: tuple[str, ...], env: Mapping[str, str]) -> Any:
+    argv = ["docker", "stack", "config"]
+    for name in files:
+        argv += ["-c", name]
+    done = subprocess.run(
+        argv,
+        cwd=checkout,
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["failed"])[-1]
+        raise PlanError(f"docker stack config: {last}")
+    return yaml.safe_load(done.stdout) or {}
+
+
+def _unset_variables(raw: Mapping[str, str], env: Mapping[str, str]) -> dict[str, list[str]]:
+    unset: dict[str, list[str]] = {}
+    for name, text in raw.items():
+        text = text.replace("$$", "")
+        for match in _VAR.finditer(text):
+            var, modifier = match[1] or match[3], match[2] or ""
+            if var in env or modifier.startswith((":-", "-", ":?", "?")):
+                continue
+            unset.setdefault(var, [])
+            if name not in unset[var]:
+                unset[var].append(name)
+    return unset
+
+
+def _used(config: Mapping[str, Any], section: str) -> dict[str, list[str]]:
+    """Which services use each secret or config: ``{key: [service, ...]}``."""
+    used: dict[str, list[str]] = {}
+    for svc, spec in (config.get("services") or {}).items():
+        for ref in spec.get(section) or ():
+            used.setdefault(ref["source"] if isinstance(ref, dict) else ref, []).append(svc)
+    return used
+
+
+def _secrets(
+    config: Mapping[str, Any],
+    raw: Mapping[str, str],
+    sample: EnvFile,
+    env: Mapping[str, str],
+    problems: list[str],
+) -> tuple[SecretPlan, ...]:
+    defined: dict[str, Any] = config.get("secrets") or {}
+    problems += [
+        f"service {', '.join(svcs)} uses secret {key}, which is not defined"
+        for key, svcs in _used(config, "secrets").items()
+        if key not in defined
+    ]
+    planned = []
+    for key, spec in defined.items():
+        if not spec.get("external"):
+            continue
+        name = spec.get("name") or key
+        var = _name_variable(raw, "secrets", key) or f"SECRET_{key.upper()}_VERSION"
+        if not env.get(var):
+            hint = "" if var.endswith("_VERSION") else f" (the convention is {var}_VERSION)"
+            problems.append(f"secret {key}: its name {name!r} needs ${var}, which is not set{hint}")
+            continue
+        mods = sample.modifiers.get(var, {})
+        length = int(mods["length"]) if mods.get("length", "").isdigit() else 32
+        if "length" in mods and not mods["length"].isdigit():
+            problems.append(f"{var}: length={mods['length']!r} is not a number")
+        planned.append(
+            SecretPlan(
+                key=key,
+                name=name,
+                version_var=var,
+                length=length,
+                charset=mods.get("charset", "alnum"),
+                generate=mods.get("generate", "true").lower() != "false",
+            )
+        )
+    return tuple(planned)
+
+
+def _name_variable(raw: Mapping[str, str], section: str, key: str) -> str | None:
+    """The variable in the raw ``name:`` of ``section.key`` that carries its version."""
+    for text in raw.values():
+        data = yaml.safe_load(text) or {}
+        name = ((data.get(section) or {}).get(key) or {}).get("name")
+        if isinstance(name, str):
+            found = [m[1] or m[3] for m in _VAR.finditer(name) if (m[1] or m[3]) != "STACK_NAME"]
+            if found:
+                return str(found[-1])
+    return None
+
+
+def _configs(
+    config: Mapping[str, Any], checkout: Path, problems: list[str], warnings: list[str]
+) -> dict[str, str]:
+    defined: dict[str, Any] = config.get("configs") or {}
+    used = _used(config, "configs")
+    problems += [
+        f"service {', '.join(svcs)} uses config {key}, which is not defined"
+        for key, svcs in used.items()
+        if key not in defined
+    ]
+    configs = {}
+    for key, spec in defined.items():
+        name = spec.get("name") or key
+        if key not in used:
+            warnings.append(f"config {key} is defined but no service uses it")
+        if name.endswith("_"):
+            problems.append(f"config {key}: its name {name!r} lacks a version (set it in abra.sh)")
+        file = spec.get("file")
+        if file and not (checkout / file).is_file():
+            rel = Path(file).relative_to(checkout) if Path(file).is_absolute() else file
+            problems.append(f"config {key}: file {rel} does not exist in the recipe")
+        configs[key] = name
+    return configs
+
+
+def _web_service(
+    labels: Mapping[str, Mapping[str, str]], warnings: list[str]
+) -> tuple[str, int] | None:
+    candidates = []
+    for svc, lbl in labels.items():
+        if str(lbl.get("traefik.enable", "")).lower() != "true":
+            continue
+        for key, value in lbl.items():
+            if _PORT_LABEL.match(key):
+                if str(value).isdigit():
+                    candidates.append((svc, int(value)))
+                else:
+                    warnings.append(f"service {svc}: traefik port {value!r} is not a number")
+    candidates.sort(key=lambda c: c[0] != "app")
+    return candidates[0] if candidates else None

@@ -1,0 +1,113 @@
+"""Where apps run, and the per-run compose file that fits the recipe to it.
+
+The recipe is never edited. What cc-ci deploys is the merged config of the plan plus:
+- the run's label on every service, container, volume, network and config (secrets are
+  created by cc-ci with it), so teardown and the janitor find everything by label;
+- the deploy stamps abra puts on the app service (chaos, chaos-version, recipe);
+- on the local platform, which has no Traefik and no shared ``proxy`` network: external
+  networks become networks of the stack, and the web service publishes its port in host
+  mode on a free port, reached at 127.0.0.1 (stop-first updates, so the port is free);
+- where the kernel has no IPVS (swarm VIPs and the ingress mesh do not route): dnsrr
+  endpoints, and the recipe's own published ports are dropped.
+Each of these is recorded as an overlay line in the run's results.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.plan import Plan
+
+__all__ = ["RUN_LABEL", "Platform", "Stamp", "deploy_config", "detect", "free_port"]
+
+RUN_LABEL = "cc-ci.run"
+
+
+@dataclass(frozen=True)
+class Platform:
+    name: str  # "local" or "remote"
+    ipvs: bool  # can swarm route VIPs and the ingress mesh?
+
+    def describe(self) -> str:
+        return f"{self.name} ({'IPVS' if self.ipvs else 'no IPVS: dnsrr + host-mode ports'})"
+
+
+def detect() -> Platform:
+    """The local engine unless DOCKER_HOST names another; IPVS as this kernel has it."""
+    if os.environ.get("DOCKER_HOST", "").startswith(("tcp://", "ssh://")):
+        return Platform("remote", ipvs=True)  # production swarms run a full kernel
+    ipvs = Path("/proc/net/ip_vs").exists() or Path("/sys/module/ip_vs").exists()
+    return Platform("local", ipvs=ipvs)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What the deployed labels must say about the deployed commit."""
+
+    chaos: bool
+    chaos_version: str  # <sha8> or <sha8>+U for a dirty tree
+
+    def labels(self, stack: str, recipe: str) -> dict[str, str]:
+        return {
+            f"coop-cloud.{stack}.chaos": str(self.chaos).lower(),
+            f"coop-cloud.{stack}.chaos-version": self.chaos_version,
+            f"coop-cloud.{stack}.recipe": recipe,
+        }
+
+
+def deploy_config(
+    plan: Plan, platform: Platform, run_id: str, stamp: Stamp, host_port: int | None
+) -> tuple[dict[str, Any], list[str]]:
+    """The config to deploy for ``plan`` and the overlay lines applied to it."""
+    config = copy.deepcopy(plan.config)
+    overlays: list[str] = []
+    label = {RUN_LABEL: run_id}
+    services: dict[str, Any] = config.get("services") or {}
+    for svc, spec in services.items():
+        deploy = spec.setdefault("deploy", {})
+        deploy["labels"] = {**(deploy.get("labels") or {}), **label}
+        spec["labels"] = {**(spec.get("labels") or {}), **label}
+        if svc == "app":
+            deploy["labels"].update(stamp.labels(plan.stack, plan.recipe))
+    for section in ("volumes", "configs"):
+        for key, spec in (config.get(section) or {}).items():
+            spec = spec or {}
+            spec["labels"] = {**(spec.get("labels") or {}), **label}
+            config[section][key] = spec
+    for key, spec in list((config.get("networks") or {}).items()):
+        spec = spec or {}
+        if platform.name == "local" and spec.get("external"):
+            spec = {}
+            overlays.append(f"network {key}: created by the stack (no shared proxy network here)")
+        spec["labels"] = {**(spec.get("labels") or {}), **label}
+        config["networks"][key] = spec
+    if not platform.ipvs:
+        for svc, spec in services.items():
+            spec["deploy"]["endpoint_mode"] = "dnsrr"
+            if spec.pop("ports", None):
+                overlays.append(f"service {svc}: published ports dropped (no ingress mesh)")
+        overlays.append("all services: endpoint_mode dnsrr (no IPVS for VIPs)")
+    if platform.name == "local" and plan.web and host_port:
+        svc, port = plan.web
+        spec = services[svc]
+        spec["ports"] = [
+            {"target": port, "published": host_port, "protocol": "tcp", "mode": "host"}
+        ]
+        for policy in ("update_config", "rollback_config"):
+            spec["deploy"].setdefault(policy, {})["order"] = "stop-first"
+        overlays.append(
+            f"service {svc}: port {port} published in host mode on 127.0.0.1:{host_port}"
+            ", stop-first updates"
+        )
+    return config, overlays

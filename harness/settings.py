@@ -1,0 +1,82 @@
+"""cc-ci's options: one help text per option and its ini twin, resolved once, frozen.
+
+Precedence: command line, then environment (``CCCI_<NAME>``), then ini, then default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.meta import TIERS
+
+__all__ = ["OPTIONS", "SETTINGS_KEY", "Settings", "resolve"]
+
+
+def _default_catalogue() -> str:
+    from harness.catalogue import DEFAULT_CATALOGUE
+
+    return DEFAULT_CATALOGUE
+
+
+# name -> help; each is --<name> on the command line, ccci_<name> in ini, CCCI_<NAME> in env.
+OPTIONS = {
+    "catalogue": "where recipes are fetched from: a URL prefix or a directory of recipe repos"
+    " (default: the demo catalogue built by scripts/setup)",
+    "ref": "the candidate: a tag, branch, commit or pull/<n> (default: the default branch)",
+    "tiers": f"comma-separated tiers to run (default: all of {', '.join(TIERS)})",
+    "runs-dir": "where run dirs are written (default: runs/ under the rootdir)",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    catalogue: str
+    ref: str | None
+    tiers: tuple[str, ...]
+    runs_dir: Path
+
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cc-ci", "Co-op Cloud recipe lifecycle")
+    for name, help_text in OPTIONS.items():
+        group.addoption(f"--{name}", dest=f"ccci_{name.replace('-', '_')}", help=help_text)
+        parser.addini(f"ccci_{name.replace('-', '_')}", help_text)
+
+
+def _value(config: pytest.Config, name: str) -> tuple[str | None, str]:
+    """The raw value of option ``name`` and where it came from."""
+    key = name.replace("-", "_")
+    given = config.getoption(f"ccci_{key}")
+    if given:
+        return str(given), f"--{name}"
+    env = os.environ.get(f"CCCI_{key.upper()}")
+    if env:
+        return env, f"CCCI_{key.upper()}"
+    ini = config.getini(f"ccci_{key}")
+    return (str(ini), f"ini ccci_{key}") if ini else (None, "default")
+
+
+def resolve(config: pytest.Config) -> Settings:
+    catalogue, _ = _value(config, "catalogue")
+    ref, _ = _value(config, "ref")
+    tiers_raw, source = _value(config, "tiers")
+    tiers = tuple(t.strip() for t in (tiers_raw or ",".join(TIERS)).split(",") if t.strip())
+    unknown = [t for t in tiers if t not in TIERS]
+    if unknown:
+        raise pytest.UsageError(
+            f"{source}: unknown tier(s) {', '.join(unknown)}; tiers are {', '.join(TIERS)}"
+        )
+    runs_dir, _ = _value(config, "runs-dir")
+    return Settings(
+        catalogue=catalogue or _default_catalogue(),
+        ref=ref,
+        tiers=tiers,
+        runs_dir=Path(runs_dir) if runs_dir else config.rootpath / "runs",
+    )
