@@ -1,13 +1,25 @@
-"""``cc-ci``: the harness from the shell."""
+"""``cc-ci``: the harness from the shell.
+
+    cc-ci run [RECIPE ...] [-- PYTEST ARGS]   the lifecycle, as `pytest recipes/<name>` runs it
+    cc-ci plan CHECKOUT [-e KEY=VALUE ...]    the resolved deploy plan of a recipe checkout
+    cc-ci meta RECIPE_DIR                     validate a recipe dir's recipe_meta.py
+
+A RECIPE of ``run`` is a recipe dir (``recipes/<name>`` or a path holding recipe_meta.py),
+the name of one under ./recipes, or a recipe repo (a path holding compose.yml), which is
+then tested from its own directory's catalogue with the default recipe_meta.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import CcciError
+
+RECIPES_DIR = Path("recipes")
 
 
 def _meta(args: argparse.Namespace) -> int:
@@ -21,15 +33,94 @@ def _meta(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from harness.appenv import app_env
+    from harness.plan import make_plan
+
+    checkout = args.checkout.resolve()
+    if not (checkout / "compose.yml").is_file():
+        raise CcciError(f"{args.checkout}: not a recipe checkout (no compose.yml)")
+    extra = dict(args.env)
+    recipe = args.recipe or checkout.name
+    domain = f"{recipe}.plan.localhost"
+    env, sample = app_env(recipe, checkout, domain, domain.replace(".", "_"), extra)
+    print(make_plan(recipe, checkout, env, sample).describe())
+    return 0
+
+
+def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
+    import pytest
+
+    targets: list[str] = []
+    options: list[str] = []
+    scratch = tempfile.TemporaryDirectory(prefix="cc-ci-adhoc-")
+    names = args.recipes or sorted(
+        p.name for p in RECIPES_DIR.glob("*") if (p / "recipe_meta.py").is_file()
+    )
+    if not names:
+        raise CcciError(f"no recipe dirs under {RECIPES_DIR.resolve()} and no recipe given")
+    for name in names:
+        path = Path(name)
+        if (path / "recipe_meta.py").is_file():
+            targets.append(str(path))
+        elif (RECIPES_DIR / name / "recipe_meta.py").is_file():
+            targets.append(str(RECIPES_DIR / name))
+        elif (path / "compose.yml").is_file():
+            # A recipe repo without a recipe dir: the defaults, from its own directory.
+            recipe_dir = Path(scratch.name) / path.resolve().name
+            recipe_dir.mkdir()
+            (recipe_dir / "recipe_meta.py").write_text('"""Defaults (ad hoc run)."""\n')
+            targets.append(str(recipe_dir))
+            options = ["--catalogue", str(path.resolve().parent)]
+        else:
+            raise CcciError(f"{name}: neither a recipe dir, a recipe under ./recipes, nor a repo")
+    repo_dirs = {
+        str(Path(n).resolve().parent) for n in names if (Path(n) / "compose.yml").is_file()
+    }
+    if len(repo_dirs) > 1:
+        raise CcciError(f"recipe repos from several directories: {', '.join(sorted(repo_dirs))}")
+    with scratch:
+        return int(pytest.main([*targets, *options, *pytest_args]))
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return name, value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cc-ci", description=__doc__)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough: list[str] = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, passthrough = argv[:at], argv[at + 1 :]
+    parser = argparse.ArgumentParser(
+        prog="cc-ci", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the lifecycle of recipes (default: all demos)")
+    run.add_argument("recipes", nargs="*", help="recipe dirs, names or repos")
+    plan = commands.add_parser("plan", help="print the deploy plan of a recipe checkout")
+    plan.add_argument("checkout", type=Path)
+    plan.add_argument("--recipe", help="the recipe name (default: the checkout dir's name)")
+    plan.add_argument(
+        "-e",
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=_env_pair,
+        help="add to the app env, e.g. COMPOSE_FILE=compose.yml:compose.smtp.yml",
+    )
     check = commands.add_parser("meta", help="validate a recipe dir's recipe_meta.py")
     check.add_argument("recipe_dir", type=Path)
-    check.set_defaults(func=_meta)
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        if args.command == "run":
+            return _run(args, passthrough)
+        return _plan(args) if args.command == "plan" else _meta(args)
     except CcciError as exc:
         print(f"cc-ci: error: {exc}", file=sys.stderr)
         return 1

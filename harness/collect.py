@@ -90,7 +90,11 @@ class TierItem(pytest.Item):
                 run.outcomes[self.tier] = "skip"
                 how = "as designed" if outcome == "xfail" else ""
                 pytest.skip(f"{earlier} failed {how}".strip() + f": {self.tier} cannot run")
-        keep = bool(self._later_tiers())
+        # Backup, restore and custom use the upgraded app, or the install app when no
+        # upgrade runs; an app no later tier needs goes as soon as its tier ends.
+        later = self._later_tiers()
+        users = {"backup", "restore", "custom"} & set(later)
+        keep = bool(users) and (self.tier == "upgrade" or "upgrade" not in later)
         try:
             if self.tier == "install":
                 lifecycle.install(run, keep=keep)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,17 +155,29 @@ def stack_config(checkout: Path, files: tuple[str, ...], env: Mapping[str, str])
     return yaml.safe_load(done.stdout) or {}
 
 
+def _strings(node: Any) -> Iterator[str]:
+    """Every string value of a loaded YAML document (interpolation applies to values only)."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+
+
 def _unset_variables(raw: Mapping[str, str], env: Mapping[str, str]) -> dict[str, list[str]]:
     unset: dict[str, list[str]] = {}
     for name, text in raw.items():
-        text = text.replace("$$", "")
-        for match in _VAR.finditer(text):
-            var, modifier = match[1] or match[3], match[2] or ""
-            if var in env or modifier.startswith((":-", "-", ":?", "?")):
-                continue
-            unset.setdefault(var, [])
-            if name not in unset[var]:
-                unset[var].append(name)
+        for value in _strings(yaml.safe_load(text)):
+            for match in _VAR.finditer(value.replace("$$", "")):
+                var, modifier = match[1] or match[3], match[2] or ""
+                if var in env or modifier.startswith((":-", "-", ":?", "?")):
+                    continue
+                unset.setdefault(var, [])
+                if name not in unset[var]:
+                    unset[var].append(name)
     return unset
 
 

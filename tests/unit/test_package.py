@@ -52,7 +52,7 @@ def test_pytest_help_does_not_touch_docker() -> None:
 
 def test_plugin_is_registered_through_its_entry_point(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--co")
-    result.stdout.fnmatch_lines(["cc-ci platform: local"])
+    result.stdout.fnmatch_lines(["cc-ci platform: local; catalogue: *"])
 
 
 def test_cli_meta_reports_valid_and_invalid(

@@ -1,0 +1,159 @@
+"""cc-ci's plan of real and broken recipes: what a maintainer expects it to say."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.appenv import app_env
+from harness.errors import PlanError
+from harness.plan import Plan, make_plan
+
+REAL = Path(__file__).resolve().parents[3] / "shared" / "real-recipes"
+
+
+def plan_of(checkout: Path, **extra: str) -> Plan:
+    env, sample = app_env(checkout.name, checkout, "t.localhost", "t_localhost", extra)
+    return make_plan(checkout.name, checkout, env, sample)
+
+
+def test_gaseous_plans_with_a_warning_for_the_unset_variable() -> None:
+    plan = plan_of(REAL / "gaseous")
+    assert plan.images == {"app": "gaseousgames/gaseousserver:latest", "db": "mariadb"}
+    assert plan.web == ("app", 80)
+    assert plan.volumes == ("gs", "gsdb")
+    assert plan.version_label == "0.1.0+4.3.1"
+    assert plan.warnings == ("variable EXTRA_DOMAINS is not set (compose.yml); it becomes blank",)
+
+
+def test_custom_php_names_every_missing_config_file() -> None:
+    with pytest.raises(PlanError) as caught:
+        plan_of(REAL / "custom-php-2021")
+    assert str(caught.value).splitlines() == [
+        "config entrypoint_conf: file entrypoint.sh.tmpl does not exist in the recipe",
+        "config nginx_default_conf: file nginx.conf does not exist in the recipe",
+        "config php_uploads_conf: file uploads.ini does not exist in the recipe",
+    ]
+
+
+def test_traefik_ovh_secret_without_version_suffix(tmp_path: Path) -> None:
+    checkout = tmp_path / "traefik"
+    shutil.copytree(REAL / "traefik-2021", checkout)
+    for name in ("entrypoint.sh.tmpl", "file-provider.yml.tmpl", "traefik.yml.tmpl"):
+        (checkout / name).write_text("# template\n")
+    plan = plan_of(checkout)  # the default compose.yml is fine once its templates exist
+    assert plan.web is None  # its port is the named entrypoint "web", not a number
+    assert "traefik port 'web' is not a number" in plan.warnings[0]
+    with pytest.raises(PlanError) as caught:
+        plan_of(checkout, COMPOSE_FILE="compose.yml:compose.ovh.yml")
+    lines = str(caught.value).splitlines()
+    assert any(
+        "secret ovh_app_secret" in line and "SECRET_OVH_APP_SECRET_VERSION" in line
+        for line in lines
+    )
+    assert any(
+        "secret ovh_consumer_key" in line
+        and "the convention is SECRET_OVH_CONSUMER_KEY_VERSION" in line
+        for line in lines
+    )
+    plan = plan_of(
+        checkout,
+        COMPOSE_FILE="compose.yml:compose.ovh.yml",
+        SECRET_OVH_APP_SECRET_VERSION="v1",
+        SECRET_OVH_CONSUMER_KEY="v1",
+    )
+    assert [s.name for s in plan.secrets] == [
+        "t_localhost_ovh_app_secret_v1",
+        "t_localhost_ovh_consumer_key_v1",
+    ]
+
+
+GOOD = """\
+    version: "3.8"
+    services:
+      app:
+        image: cc-ci/busybox:bookworm
+        secrets: [db_password]
+        deploy:
+          labels:
+            - "traefik.enable=true"
+            - "traefik.http.services.${STACK_NAME}.loadbalancer.server.port=8080"
+            - "coop-cloud.${STACK_NAME}.version=1.0.0+1"
+            - "coop-cloud.${STACK_NAME}.timeout=${TIMEOUT:-90}"
+            - "backupbot.backup=true"
+    secrets:
+      db_password:
+        external: true
+        name: ${STACK_NAME}_db_password_${SECRET_DB_PASSWORD_VERSION}
+"""
+
+
+def recipe(tmp_path: Path, compose: str, sample: str) -> Path:
+    (tmp_path / "compose.yml").write_text(textwrap.dedent(compose))
+    (tmp_path / ".env.sample").write_text(sample)
+    return tmp_path
+
+
+def test_good_recipe_plan(tmp_path: Path) -> None:
+    plan = plan_of(
+        recipe(tmp_path, GOOD, "SECRET_DB_PASSWORD_VERSION=v2 # length=12 charset=hex\n")
+    )
+    assert plan.web == ("app", 8080)
+    assert plan.timeout == 90
+    assert plan.backup == {"app": {"backupbot.backup": "true"}}
+    (secret,) = plan.secrets
+    assert (secret.name, secret.length, secret.charset, secret.generate) == (
+        "t_localhost_db_password_v2",
+        12,
+        "hex",
+        True,
+    )
+    assert "db_password: t_localhost_db_password_v2" in plan.describe()
+
+
+@pytest.mark.parametrize(
+    ("compose", "sample", "message"),
+    [
+        pytest.param(
+            "version: '3.8'\nservices:\n  app:\n   image: x\n  bad: [\n",
+            "",
+            r"^compose.yml:\d+: bad YAML: ",
+            id="bad-yaml",
+        ),
+        pytest.param(
+            GOOD.replace("secrets: [db_password]", "secrets: [db_password, api_key]"),
+            "SECRET_DB_PASSWORD_VERSION=v1\n",
+            r"^service app uses secret api_key, which is not defined$",
+            id="undefined",
+        ),
+        pytest.param(
+            GOOD, "", r"needs \$SECRET_DB_PASSWORD_VERSION, which is not set", id="no-version"
+        ),
+        pytest.param(
+            GOOD.replace("image: cc-ci/busybox:bookworm", "command: [sh]"),
+            "SECRET_DB_PASSWORD_VERSION=v1\n",
+            r"^service app has no image$",
+            id="no-image",
+        ),
+        pytest.param(
+            GOOD,
+            "SECRET_DB_PASSWORD_VERSION=v1\nCOMPOSE_FILE=compose.yml:compose.x.yml\n",
+            r"COMPOSE_FILE names compose.x.yml, which does not exist",
+            id="no-file",
+        ),
+        pytest.param(
+            GOOD,
+            "SECRET_DB_PASSWORD_VERSION=v1 # length=many\n",
+            r"length='many' is not a number",
+            id="bad-modifier",
+        ),
+    ],
+)
+def test_each_defect_is_one_clear_error(
+    tmp_path: Path, compose: str, sample: str, message: str
+) -> None:
+    with pytest.raises(PlanError, match=message):
+        plan_of(recipe(tmp_path, compose, sample))

@@ -1,0 +1,70 @@
+"""The per-run deploy config: run labels, stamps, and the overlay each platform needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.appenv import app_env
+from harness.deploy import secret_value
+from harness.errors import PlanError
+from harness.plan import Plan, SecretPlan, make_plan
+from harness.platform import RUN_LABEL, Platform, Stamp, deploy_config
+
+DEMO = Path(__file__).resolve().parents[2] / "demo" / "recipes" / "radicale" / "1.0.0+3.1.9"
+
+
+@pytest.fixture(scope="module")
+def plan() -> Plan:
+    env, sample = app_env("radicale", DEMO, "r-1.localhost", "r-1_localhost", {})
+    return make_plan("radicale", DEMO, env, sample)
+
+
+STAMP = Stamp(chaos=True, chaos_version="0123abcd+U")
+
+
+def test_everything_carries_the_run_label_and_the_app_the_stamp(plan: Plan) -> None:
+    config, _ = deploy_config(plan, Platform("remote", ipvs=True), "run42", STAMP, None)
+    app = config["services"]["app"]
+    assert app["deploy"]["labels"][RUN_LABEL] == "run42"
+    assert app["labels"][RUN_LABEL] == "run42"  # containers too, for a forced teardown
+    assert app["deploy"]["labels"]["coop-cloud.r-1_localhost.chaos"] == "true"
+    assert app["deploy"]["labels"]["coop-cloud.r-1_localhost.chaos-version"] == "0123abcd+U"
+    assert app["deploy"]["labels"]["coop-cloud.r-1_localhost.recipe"] == "radicale"
+    assert app["deploy"]["labels"]["coop-cloud.r-1_localhost.version"] == "1.0.0+3.1.9"
+    for section in ("volumes", "configs", "networks"):
+        for spec in config[section].values():
+            assert spec["labels"][RUN_LABEL] == "run42", section
+    assert config["networks"]["proxy"]["external"] is True  # a real swarm has its proxy
+    assert plan.config["services"]["app"]["deploy"]["labels"].get(RUN_LABEL) is None
+
+
+def test_local_platform_without_ipvs_gets_the_compat_overlay(plan: Plan) -> None:
+    config, overlays = deploy_config(plan, Platform("local", ipvs=False), "run42", STAMP, 40123)
+    app = config["services"]["app"]
+    assert app["deploy"]["endpoint_mode"] == "dnsrr"
+    assert app["ports"] == [{"target": 5232, "published": 40123, "protocol": "tcp", "mode": "host"}]
+    assert app["deploy"]["update_config"]["order"] == "stop-first"
+    assert "external" not in config["networks"]["proxy"]
+    assert overlays == [
+        "network proxy: created by the stack (no shared proxy network here)",
+        "all services: endpoint_mode dnsrr (no IPVS for VIPs)",
+        "service app: port 5232 published in host mode on 127.0.0.1:40123, stop-first updates",
+    ]
+
+
+def test_secret_values_follow_their_modifiers() -> None:
+    hex_secret = SecretPlan(
+        "db_password", "s_db_password_v1", "SECRET_DB_PASSWORD_VERSION", length=40, charset="hex"
+    )
+    value = secret_value(hex_secret)
+    assert len(value) == 40
+    assert set(value) <= set("0123456789abcdef")
+    assert secret_value(hex_secret) != value
+    given = SecretPlan("api_key", "s_api_key_v1", "SECRET_API_KEY_VERSION", generate=False)
+    with pytest.raises(PlanError, match=r"^secret not generated: api_key"):
+        secret_value(given, environ={})
+    assert secret_value(given, environ={"CCCI_SECRET_API_KEY": "k"}) == "k"
+    with pytest.raises(PlanError, match="unknown charset=emoji"):
+        secret_value(SecretPlan("x", "x", "X", charset="emoji"))
