@@ -71,12 +71,22 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
             recipe_dir.mkdir()
             (recipe_dir / "recipe_meta.py").write_text('"""Defaults (ad hoc run)."""\n')
             targets.append(str(recipe_dir))
-            options = ["--catalogue", str(path.resolve().parent)]
+            # Ids read <name>::install, and run dirs still land in ./runs.
+            options = [
+                "--catalogue",
+                str(path.resolve().parent),
+                "--rootdir",
+                scratch.name,
+                "--runs-dir",
+                str(Path.cwd() / "runs"),
+            ]
         else:
             raise CcciError(f"{name}: neither a recipe dir, a recipe under ./recipes, nor a repo")
     repo_dirs = {
         str(Path(n).resolve().parent) for n in names if (Path(n) / "compose.yml").is_file()
     }
+    if repo_dirs and len(repo_dirs) < len(names):
+        raise CcciError("run recipe repos and recipe dirs in separate runs")
     if len(repo_dirs) > 1:
         raise CcciError(f"recipe repos from several directories: {', '.join(sorted(repo_dirs))}")
     with scratch:

@@ -1,0 +1,112 @@
+"""Inner cc-ci sessions in subprocesses, on synthetic recipes built as real git repos."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness import teardown
+
+WEB_APP = """\
+version: "3.8"
+services:
+  app:
+    image: cc-ci/busybox:bookworm
+    command:
+      - sh
+      - -c
+      - mkdir -p /www && echo ok >/www/index.html && exec httpd -f -p 8080 -h /www
+    networks: [proxy]
+    deploy:
+      labels:
+        - "traefik.enable=true"
+        - "traefik.http.services.${STACK_NAME}.loadbalancer.server.port=8080"
+        - "coop-cloud.${STACK_NAME}.version=@VERSION@"
+networks:
+  proxy:
+    external: true
+"""
+
+_OUTCOME = re.compile(r"^(\S+::\S+) (PASSED|FAILED|SKIPPED|XFAIL|XPASS|ERROR)\b", re.MULTILINE)
+
+
+@dataclass
+class Session:
+    returncode: int
+    output: str
+    runs_dir: Path
+
+    @property
+    def outcomes(self) -> dict[str, str]:
+        return dict(_OUTCOME.findall(self.output))
+
+    def run_ids(self) -> list[str]:
+        return [d.name.rsplit("-", 1)[1] for d in sorted(self.runs_dir.glob("*-*"))]
+
+    def assert_nothing_left(self) -> None:
+        ids = self.run_ids()
+        assert ids, f"no run dir under {self.runs_dir}"
+        for run_id in ids:
+            assert teardown.leftovers(run_id) == {}, run_id
+
+
+class Workspace:
+    """A catalogue of recipe repos, recipe dirs, and a way to run cc-ci on them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.catalogue = root / "catalogue"
+        self.runs_dir = root / "runs"
+        (root / "pytest.ini").write_text("[pytest]\n")
+
+    def recipe(self, name: str, releases: list[tuple[str, str]], meta: str = "") -> Path:
+        """A recipe repo with one annotated tag per (tag, compose) release, and its dir."""
+        repo = self.catalogue / name
+        repo.mkdir(parents=True)
+        git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+        (repo / ".env.sample").write_text(f"TYPE={name}\nDOMAIN={name}.example.com\n")
+        for tag, compose in releases:
+            version = tag if tag[0].isdigit() else "0.0.0+0"
+            (repo / "compose.yml").write_text(compose.replace("@VERSION@", version))
+            subprocess.run([*git, "add", "-A"], check=True)
+            subprocess.run([*git, "commit", "-q", "-m", tag], check=True)
+            annotated = ["-a", "-m", tag] if tag[0].isdigit() else []
+            subprocess.run([*git, "tag", *annotated, tag], check=True)
+        recipe_dir = self.root / "recipes" / name
+        recipe_dir.mkdir(parents=True)
+        (recipe_dir / "recipe_meta.py").write_text(textwrap.dedent(meta))
+        return recipe_dir
+
+    def argv(self, *args: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-v",
+            "-rA",
+            "-p",
+            "no:cacheprovider",
+            "--catalogue",
+            str(self.catalogue),
+            "--runs-dir",
+            str(self.runs_dir),
+            *args,
+        ]
+
+    def pytest(self, *args: str, timeout: float = 600) -> Session:
+        done = subprocess.run(
+            self.argv(*args), cwd=self.root, capture_output=True, text=True, timeout=timeout
+        )
+        return Session(done.returncode, done.stdout + done.stderr, self.runs_dir)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path)

@@ -1,0 +1,143 @@
+"""The install and upgrade tiers on the real swarm, on small synthetic recipes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import engine
+from harness.platform import RUN_LABEL
+
+from .conftest import WEB_APP, Workspace
+
+pytestmark = pytest.mark.e2e
+
+
+def with_one_shot(compose: str) -> str:
+    """Add a one-shot service that finishes at once (restart_policy none)."""
+    return compose.replace(
+        "networks:\n  proxy:",
+        "  init:\n"
+        "    image: cc-ci/busybox:bookworm\n"
+        '    command: ["sh", "-c", "echo migrated"]\n'
+        "    deploy:\n"
+        "      restart_policy:\n"
+        "        condition: none\n"
+        "networks:\n  proxy:",
+    )
+
+
+def test_install_and_upgrade_pass_and_leave_nothing(workspace: Workspace) -> None:
+    workspace.recipe("web", [("1.0.0+1", WEB_APP), ("1.1.0+1", with_one_shot(WEB_APP))])
+    session = workspace.pytest("recipes/web")
+    assert session.outcomes == {
+        "recipes/web::install": "PASSED",
+        "recipes/web::upgrade": "PASSED",
+    }, session.output
+    session.assert_nothing_left()
+    (run_dir,) = session.runs_dir.iterdir()
+    deployed = sorted(p.name for p in run_dir.glob("deploy-*.yml"))
+    assert len(deployed) == 3  # install; upgrade: base, then candidate
+
+
+def test_completed_one_shot_does_not_block_convergence(workspace: Workspace) -> None:
+    workspace.recipe("oneshot", [("1.0.0+1", with_one_shot(WEB_APP))])
+    session = workspace.pytest("recipes/oneshot", "--tiers", "install")
+    assert session.outcomes == {"recipes/oneshot::install": "PASSED"}, session.output
+    assert "1 deselected" in session.output
+
+
+def test_missing_image_is_named_not_waited_for(workspace: Workspace) -> None:
+    compose = WEB_APP.replace("cc-ci/busybox:bookworm", "cc-ci-test/absent:1")
+    workspace.recipe("noimage", [("1.0.0+1", compose)])
+    started = time.monotonic()
+    session = workspace.pytest("recipes/noimage", "--tiers", "install")
+    assert session.outcomes == {"recipes/noimage::install": "FAILED"}, session.output
+    assert "image cc-ci-test/absent:1 (service app) is not present locally" in session.output
+    assert time.monotonic() - started < 120
+    session.assert_nothing_left()
+
+
+def test_tier_ids_selection_and_unverifiable_upgrade(workspace: Workspace) -> None:
+    workspace.recipe("untagged", [("v2.4.8", WEB_APP)])  # a lightweight, non-semver tag
+    listed = subprocess.run(
+        [*workspace.argv("recipes/untagged", "--co", "-qq")],
+        cwd=workspace.root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert listed[:2] == ["recipes/untagged::install", "recipes/untagged::upgrade"]
+    session = workspace.pytest("recipes/untagged", "-k", "upgrade")
+    assert session.outcomes == {"recipes/untagged::upgrade": "SKIPPED"}, session.output
+    assert "unverified: no release tags of the form <semver>+<upstream> (tags found: v2.4.8)" in (
+        session.output
+    )
+    unknown = workspace.pytest("recipes/untagged", "--tiers", "instal")
+    assert unknown.returncode == 4
+    assert "--tiers: unknown tier(s) instal" in unknown.output
+
+
+def test_ctrl_c_mid_deploy_leaves_nothing(workspace: Workspace) -> None:
+    # The app never turns healthy within the test: the run is caught while converging.
+    slow = WEB_APP.replace(
+        "    networks: [proxy]\n",
+        "    networks: [proxy]\n"
+        "    healthcheck:\n"
+        '      test: ["CMD", "false"]\n'
+        "      interval: 60s\n"
+        "      start_period: 60s\n",
+    )
+    workspace.recipe("slow", [("1.0.0+1", slow)])
+    inner = subprocess.Popen(
+        workspace.argv("recipes/slow", "--tiers", "install"),
+        cwd=workspace.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    client = engine.client()
+    deadline = time.monotonic() + 60
+    while not client.services.list(filters={"label": RUN_LABEL}):
+        assert time.monotonic() < deadline, "the run never deployed"
+        assert inner.poll() is None, inner.communicate()[0]
+        time.sleep(0.2)
+    inner.send_signal(signal.SIGINT)
+    output, _ = inner.communicate(timeout=120)
+    assert inner.returncode == 2, output  # interrupted
+    assert "KeyboardInterrupt" in output
+    workspace_runs = [d.name.rsplit("-", 1)[1] for d in workspace.runs_dir.iterdir()]
+    for run_id in workspace_runs:
+        assert not client.services.list(filters={"label": f"{RUN_LABEL}={run_id}"})
+        assert not client.volumes.list(filters={"label": f"{RUN_LABEL}={run_id}"})
+        assert not client.networks.list(filters={"label": f"{RUN_LABEL}={run_id}"})
+
+
+def test_cc_ci_run_on_a_repo_without_recipe_dir_uses_defaults(workspace: Workspace) -> None:
+    workspace.recipe("adhoc", [("1.0.0+1", WEB_APP)])
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            str(workspace.catalogue / "adhoc"),
+            "--",
+            "-v",
+            "-p",
+            "no:cacheprovider",
+            "--runs-dir",
+            str(workspace.runs_dir),
+        ],
+        cwd=workspace.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "adhoc::install PASSED" in done.stdout
+    assert "adhoc::upgrade SKIPPED" in done.stdout  # one release: nothing to upgrade from
