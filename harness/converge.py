@@ -29,11 +29,12 @@ from typing import Any
 from harness import engine
 from harness.errors import ConvergeError
 
-__all__ = ["Converged", "service_logs", "wait_converged"]
+__all__ = ["Converged", "assert_not_failing", "service_logs", "wait_converged"]
 
 log = logging.getLogger(__name__)
 
 MAX_FAILURES = 3
+MIN_UPTIME = 1.0  # seconds a task without a healthcheck must run to count as running
 TICK = 0.5
 LOG_LINES = 10
 _FAILED = ("failed", "rejected")
@@ -82,7 +83,16 @@ def _assess(service: Any, since: datetime, nodes: int) -> tuple[bool, str]:
     # Running and completed tasks count whenever they started (a redeploy leaves unchanged
     # services alone); failures count only since this deploy.
     current = [t for t in every_task if t["Spec"]["ContainerSpec"] == container]
-    running = [t for t in current if t["Status"]["State"] == "running"]
+    # Without a healthcheck, "running" only means the process started: a crash-looping one
+    # is running for a moment each time. Such a task counts once it stayed up MIN_UPTIME.
+    checked = bool((container.get("Healthcheck") or {}).get("Test"))
+    now = datetime.now(UTC)
+    running = [
+        t
+        for t in current
+        if t["Status"]["State"] == "running"
+        and (checked or (now - _timestamp(t["Status"]["Timestamp"])).total_seconds() >= MIN_UPTIME)
+    ]
     complete = [t for t in current if t["Status"]["State"] == "complete"]
     failed = [
         t
@@ -112,6 +122,14 @@ def _assess(service: Any, since: datetime, nodes: int) -> tuple[bool, str]:
     pending = [t["Status"].get("Err") or t["Status"]["State"] for t in current[-1:]]
     detail = f" ({pending[0]})" if pending else ""
     return False, f"{len(running)}/{desired} running{detail}" + (", updating" if updating else "")
+
+
+def assert_not_failing(stack: str, since: datetime) -> None:
+    """Raise ConvergeError if a service of ``stack`` failed since ``since`` (crash loop,
+    rollback); used while probing a converged app, whose process may die a moment later."""
+    client = engine.client()
+    for service in client.services.list(filters={"label": f"com.docker.stack.namespace={stack}"}):
+        _assess(service, since, nodes=1)
 
 
 def wait_converged(stack: str, timeout: float, since: datetime | None = None) -> Converged:

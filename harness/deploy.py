@@ -24,7 +24,7 @@ from harness.errors import DeployError, PlanError
 from harness.plan import Plan, SecretPlan
 from harness.platform import RUN_LABEL
 
-__all__ = ["create_secrets", "ensure_images", "stack_deploy"]
+__all__ = ["create_secrets", "ensure_images", "render_deploy_file", "stack_deploy"]
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,24 @@ def _escape_dollars(value: Any) -> Any:
     return value
 
 
+class _QuotingDumper(yaml.SafeDumper):
+    """Quotes every string: Docker's YAML 1.2 parser reads ``2905e9`` (a run id, a sha8) as a
+    number, where PyYAML, following YAML 1.1, writes it bare."""
+
+
+_QuotingDumper.add_representer(
+    str, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+)
+
+
+def render_deploy_file(config: dict[str, Any]) -> str:
+    """The YAML `docker stack deploy` reads back as ``config``, string for string."""
+    return yaml.dump(_escape_dollars(config), Dumper=_QuotingDumper, sort_keys=False)
+
+
 def stack_deploy(stack: str, config: dict[str, Any], path: Path) -> None:
     """Write ``config`` (merged and interpolated) to ``path`` and deploy it as ``stack``."""
-    path.write_text(yaml.safe_dump(_escape_dollars(config), sort_keys=False))
+    path.write_text(render_deploy_file(config))
     argv = [
         "docker",
         "stack",

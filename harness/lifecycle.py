@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -27,7 +26,7 @@ import httpx
 from harness import catalogue, deploy, teardown
 from harness.appenv import app_env
 from harness.catalogue import Checkout
-from harness.converge import Converged, wait_converged
+from harness.converge import Converged, assert_not_failing, wait_converged
 from harness.errors import CatalogueError, PlanError, ProbeError, StampError
 from harness.hooks import HookCtx, load_deps
 from harness.plan import Plan, make_plan
@@ -78,7 +77,8 @@ class Run:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         self.dir = self.runs_root / f"{self.recipe}-{stamp}-{self.id}"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.apps: dict[str, App] = {}
+        self.apps: dict[str, App] = {}  # live apps
+        self.stacks: list[str] = []  # every stack the run created
         self.overlays: list[str] = []
         self.outcomes: dict[str, str] = {}  # tier -> pass|fail|skip|unver
         self._mirror: Path | None = None
@@ -99,13 +99,14 @@ class Run:
     def new_app(self, role: str, ref: str) -> App:
         """A fresh app with its own checkout at ``ref``; names short enough for swarm."""
         assert self._mirror is not None
-        suffix = f"{self.id}{role[0]}{len(self.apps)}"
+        suffix = f"{self.id}{role[0]}{len(self.stacks)}"
         short = re.sub(r"[^a-z0-9-]", "-", self.recipe.lower())[:20].strip("-")
         domain = f"{short}-{suffix}.localhost"
-        tree = catalogue.checkout(self._mirror, ref, self.dir / f"app-{role}-{len(self.apps)}")
+        tree = catalogue.checkout(self._mirror, ref, self.dir / f"app-{role}-{len(self.stacks)}")
         port = free_port() if self.platform.name == "local" else None
         app = App(name=domain.replace(".", "_"), domain=domain, tree=tree, host_port=port)
         self.apps[app.name] = app
+        self.stacks.append(app.name)
         return app
 
     def ctx(self, app: App, op: str) -> HookCtx:
@@ -149,7 +150,7 @@ class Run:
         deploy.stack_deploy(app.name, config, self.dir / f"deploy-{app.name}-{app.deploys}.yml")
         converged = wait_converged(app.name, self._timeout(plan, app.env), since=started)
         app.stamps = check_stamp(app, stamp, release)
-        self.probe(app, op, converged)
+        self.probe(app, op, converged, since=started)
 
     def _extra_env(self, app: App, op: str, value: Any) -> dict[str, str]:
         if callable(value):
@@ -166,9 +167,21 @@ class Run:
             return plan.timeout
         return int(env["TIMEOUT"]) if env.get("TIMEOUT", "").isdigit() else DEFAULT_TIMEOUT
 
-    def probe(self, app: App, op: str, converged: Converged) -> None:
-        """Health (HEALTH_PATH answers one of HEALTH_OK), then READY_PROBE, both bounded."""
+    def probe(self, app: App, op: str, converged: Converged, since: datetime) -> None:
+        """Health (HEALTH_PATH answers one of HEALTH_OK), then READY_PROBE, both bounded.
+
+        Between attempts the stack is watched: an app that dies after converging turns red
+        within a few restarts, not after the probe window.
+        """
         assert app.plan is not None
+
+        def retry(attempt: Callable[[], tuple[bool, str]]) -> tuple[bool, str]:
+            def watched() -> tuple[bool, str]:
+                assert_not_failing(app.name, since)
+                return attempt()
+
+            return retry_for(watched, PROBE_WINDOW)
+
         if app.plan.web and app.host_port:
             path, ok = self.meta.HEALTH_PATH, self.meta.HEALTH_OK
 
@@ -181,7 +194,7 @@ class Run:
                     return False, f"{type(exc).__name__}: {exc}"
                 return status in ok, str(status)
 
-            passed, detail = retry(health, PROBE_WINDOW)
+            passed, detail = retry(health)
             if not passed:
                 raise ProbeError(
                     f"health: GET {path} (Host: {app.domain}) answered {detail}, expected one of"
@@ -197,7 +210,7 @@ class Run:
                     return False, f"{type(exc).__name__}: {exc}"
                 return verdict is not False, "returned False"
 
-            passed, detail = retry(ready, PROBE_WINDOW)
+            passed, detail = retry(ready)
             if not passed:
                 raise ProbeError(f"READY_PROBE did not pass within {PROBE_WINDOW:.0f}s: {detail}")
 
@@ -210,15 +223,13 @@ class Run:
 
     def close(self) -> list[str]:
         """Remove everything of the run and assert that nothing is left."""
-        removed = teardown.remove_run(self.id)
-        for tree in self.dir.glob("app-*"):
-            shutil.rmtree(tree, ignore_errors=True)
-        teardown.assert_no_leftovers(self.id)
+        removed = teardown.remove_run(self.id, self.stacks)
+        teardown.assert_no_leftovers(self.id, self.stacks)
         log.info("run %s: removed %d resources, nothing left", self.id, len(removed))
         return removed
 
 
-def retry(attempt: Callable[[], tuple[bool, str]], window: float) -> tuple[bool, str]:
+def retry_for(attempt: Callable[[], tuple[bool, str]], window: float) -> tuple[bool, str]:
     """Repeat ``attempt`` (backing off to 1 s) until it passes or ``window`` seconds passed."""
     deadline = time.monotonic() + window
     delay = 0.1

@@ -85,7 +85,11 @@ def deploy_config(
             spec = spec or {}
             spec["labels"] = {**(spec.get("labels") or {}), **label}
             config[section][key] = spec
-    for key, spec in list((config.get("networks") or {}).items()):
+    # Services without `networks:` join the stack's implicit default network: label it too.
+    networks = config.setdefault("networks", {})
+    if any("networks" not in spec for spec in services.values()):
+        networks.setdefault("default", {})
+    for key, spec in list(networks.items()):
         spec = spec or {}
         if platform.name == "local" and spec.get("external"):
             spec = {}

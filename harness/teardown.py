@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from harness import engine
@@ -47,9 +48,18 @@ def remove_stack(stack: str) -> None:
     _remove(f"com.docker.stack.namespace={stack}", kinds=("service", "container"))
 
 
-def remove_run(run_id: str, timeout: float = 60) -> list[str]:
-    """Remove every resource labelled with ``run_id``; return what was removed."""
-    return _remove(f"{RUN_LABEL}={run_id}", KINDS, timeout)
+def _labels(run_id: str, stacks: Iterable[str]) -> list[str]:
+    # The run label is on everything cc-ci creates; the stack namespace catches anything a
+    # stack made on its own, so a label missed somewhere can never turn into a leak.
+    return [f"{RUN_LABEL}={run_id}", *(f"com.docker.stack.namespace={s}" for s in stacks)]
+
+
+def remove_run(run_id: str, stacks: Iterable[str] = (), timeout: float = 60) -> list[str]:
+    """Remove every resource of the run (its label, its stacks); return what was removed."""
+    removed = []
+    for label in _labels(run_id, stacks):
+        removed += _remove(label, KINDS, timeout)
+    return removed
 
 
 def _remove(label: str, kinds: tuple[str, ...], timeout: float = 60) -> list[str]:
@@ -84,16 +94,20 @@ def _remove(label: str, kinds: tuple[str, ...], timeout: float = 60) -> list[str
         time.sleep(0.2)
 
 
-def leftovers(run_id: str) -> dict[str, list[str]]:
-    """Resources still labelled with ``run_id``, by kind (empty: no leak)."""
+def leftovers(run_id: str, stacks: Iterable[str] = ()) -> dict[str, list[str]]:
+    """Resources of the run still there, by kind (empty: no leak)."""
     collections = _collections(engine.client())
-    label = f"{RUN_LABEL}={run_id}"
-    found = {kind: [_name(o) for o in _list(collections[kind], kind, label)] for kind in KINDS}
+    found: dict[str, list[str]] = {}
+    for label in _labels(run_id, stacks):
+        for kind in KINDS:
+            for name in (_name(o) for o in _list(collections[kind], kind, label)):
+                if name not in found.setdefault(kind, []):
+                    found[kind].append(name)
     return {kind: names for kind, names in found.items() if names}
 
 
-def assert_no_leftovers(run_id: str) -> None:
-    left = leftovers(run_id)
+def assert_no_leftovers(run_id: str, stacks: Iterable[str] = ()) -> None:
+    left = leftovers(run_id, stacks)
     if left:
         listed = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in left.items())
         raise TeardownError(f"run {run_id} leaked resources: {listed}")

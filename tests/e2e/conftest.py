@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import teardown
+from harness import engine, teardown
 
 WEB_APP = """\
 version: "3.8"
@@ -52,8 +52,13 @@ class Session:
     def assert_nothing_left(self) -> None:
         ids = self.run_ids()
         assert ids, f"no run dir under {self.runs_dir}"
+        client = engine.client()
         for run_id in ids:
             assert teardown.leftovers(run_id) == {}, run_id
+            # Also what a label would miss: every stack of the run has the id in its name.
+            for kind in ("services", "networks", "volumes", "secrets", "configs"):
+                named = [o.name for o in getattr(client, kind).list() if f"-{run_id}" in o.name]
+                assert named == [], f"{kind} of run {run_id} left: {named}"
 
 
 class Workspace:

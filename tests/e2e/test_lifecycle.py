@@ -12,7 +12,7 @@ import pytest
 from harness import engine
 from harness.platform import RUN_LABEL
 
-from .conftest import WEB_APP, Workspace
+from .conftest import WEB_APP, Session, Workspace
 
 pytestmark = pytest.mark.e2e
 
@@ -110,11 +110,7 @@ def test_ctrl_c_mid_deploy_leaves_nothing(workspace: Workspace) -> None:
     output, _ = inner.communicate(timeout=120)
     assert inner.returncode == 2, output  # interrupted
     assert "KeyboardInterrupt" in output
-    workspace_runs = [d.name.rsplit("-", 1)[1] for d in workspace.runs_dir.iterdir()]
-    for run_id in workspace_runs:
-        assert not client.services.list(filters={"label": f"{RUN_LABEL}={run_id}"})
-        assert not client.volumes.list(filters={"label": f"{RUN_LABEL}={run_id}"})
-        assert not client.networks.list(filters={"label": f"{RUN_LABEL}={run_id}"})
+    Session(inner.returncode, output, workspace.runs_dir).assert_nothing_left()
 
 
 def test_cc_ci_run_on_a_repo_without_recipe_dir_uses_defaults(workspace: Workspace) -> None:
@@ -141,3 +137,18 @@ def test_cc_ci_run_on_a_repo_without_recipe_dir_uses_defaults(workspace: Workspa
     assert done.returncode == 0, done.stdout + done.stderr
     assert "adhoc::install PASSED" in done.stdout
     assert "adhoc::upgrade SKIPPED" in done.stdout  # one release: nothing to upgrade from
+
+
+def test_crash_after_converging_is_a_crash_loop_not_a_probe_timeout(workspace: Workspace) -> None:
+    # Up long enough to count as running, then dead: the probes must notice the crash loop.
+    late_crash = WEB_APP.replace(
+        "mkdir -p /www && echo ok >/www/index.html && exec httpd -f -p 8080 -h /www",
+        "\"sleep 2; echo 'late: lost the database connection' >&2; exit 1\"",
+    )
+    workspace.recipe("late", [("1.0.0+1", late_crash)])
+    session = workspace.pytest("recipes/late", "--tiers", "install")
+    assert session.outcomes == {"recipes/late::install": "FAILED"}, session.output
+    assert "is crash-looping" in session.output
+    assert "late: lost the database connection" in session.output
+    assert "health: GET" not in session.output
+    session.assert_nothing_left()

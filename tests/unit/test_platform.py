@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from harness.appenv import app_env
-from harness.deploy import secret_value
+from harness.deploy import render_deploy_file, secret_value
 from harness.errors import PlanError
-from harness.plan import Plan, SecretPlan, make_plan
+from harness.plan import Plan, SecretPlan, make_plan, stack_config
 from harness.platform import RUN_LABEL, Platform, Stamp, deploy_config
 
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "recipes" / "radicale" / "1.0.0+3.1.9"
@@ -68,3 +68,31 @@ def test_secret_values_follow_their_modifiers() -> None:
     assert secret_value(given, environ={"CCCI_SECRET_API_KEY": "k"}) == "k"
     with pytest.raises(PlanError, match="unknown charset=emoji"):
         secret_value(SecretPlan("x", "x", "X", charset="emoji"))
+
+
+def test_deploy_file_keeps_strings_strings_and_dollars_literal(tmp_path: Path) -> None:
+    config = {
+        "services": {
+            "app": {
+                "command": ["sh", "-c", 'echo "$(cat /x)"'],
+                "deploy": {"labels": {RUN_LABEL: "2905e9", "chaos-version": "12345e67"}},
+                "ports": [{"target": 80, "published": 40123}],
+            }
+        }
+    }
+    text = render_deploy_file(config)
+    assert '"2905e9"' in text  # bare, YAML 1.2 reads it as 2.905e+12
+    assert "$$(cat /x)" in text  # deploy interpolates again: $ must stay escaped
+    (tmp_path / "compose.yml").write_text(text)
+    merged = stack_config(tmp_path, ("compose.yml",), {})  # Docker's own loader
+    app = merged["services"]["app"]
+    assert app["deploy"]["labels"] == {RUN_LABEL: "2905e9", "chaos-version": "12345e67"}
+    assert app["command"][2] == 'echo "$(cat /x)"'
+    assert app["ports"][0]["published"] == 40123
+
+
+def test_implicit_default_network_is_labelled(plan: Plan) -> None:
+    config = {**plan.config, "services": {**plan.config["services"], "init": {"image": "x"}}}
+    with_init = Plan(**{**plan.__dict__, "config": config})
+    labelled, _ = deploy_config(with_init, Platform("remote", ipvs=True), "run42", STAMP, None)
+    assert labelled["networks"]["default"]["labels"] == {RUN_LABEL: "run42"}
