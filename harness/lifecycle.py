@@ -11,6 +11,7 @@ an existing user gets). An app no later tier needs is removed as soon as its tie
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -143,6 +144,7 @@ class Run:
         stamp = Stamp(chaos=release is None, chaos_version=app.tree.short + ("+U" if dirty else ""))
         config, overlays = deploy_config(plan, self.platform, self.id, stamp, app.host_port)
         self.overlays += [o for o in overlays if o not in self.overlays]
+        self._record_platform()
         deploy.create_secrets(plan, self.id)
         deploy.ensure_images(plan.images)
         app.deploys += 1
@@ -151,6 +153,15 @@ class Run:
         converged = wait_converged(app.name, self._timeout(plan, app.env), since=started)
         app.stamps = check_stamp(app, stamp, release)
         self.probe(app, op, converged, since=started)
+
+    def _record_platform(self) -> None:
+        """What the platform is and which compatibility overlays this run applied."""
+        record = {
+            "platform": self.platform.name,
+            "ipvs": self.platform.ipvs,
+            "overlays": self.overlays,
+        }
+        (self.dir / "platform.json").write_text(json.dumps(record, indent=2) + "\n")
 
     def _extra_env(self, app: App, op: str, value: Any) -> dict[str, str]:
         if callable(value):

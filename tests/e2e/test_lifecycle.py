@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -42,6 +43,9 @@ def test_install_and_upgrade_pass_and_leave_nothing(workspace: Workspace) -> Non
     (run_dir,) = session.runs_dir.iterdir()
     deployed = sorted(p.name for p in run_dir.glob("deploy-*.yml"))
     assert len(deployed) == 3  # install; upgrade: base, then candidate
+    record = json.loads((run_dir / "platform.json").read_text())
+    assert record["platform"] == "local"
+    assert any("published in host mode on 127.0.0.1:" in o for o in record["overlays"])
 
 
 def test_completed_one_shot_does_not_block_convergence(workspace: Workspace) -> None:
