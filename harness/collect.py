@@ -9,6 +9,8 @@ one ``--dist loadscope`` scope, so a recipe's tiers stay in order on one worker.
 
 from __future__ import annotations
 
+import signal
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +46,7 @@ class RecipeDir(pytest.Directory):
 
     def setup(self) -> None:
         settings = self.config.stash[SETTINGS_KEY]
+        _terminate_like_interrupt()
         self.run = lifecycle.Run(
             recipe=self.recipe,
             recipe_dir=self.path,
@@ -51,8 +54,8 @@ class RecipeDir(pytest.Directory):
             catalogue=settings.catalogue,
             ref=settings.ref,
             runs_root=settings.runs_dir,
+            deadline=settings.run_deadline,
         )
-        self.config.stash.setdefault(RUNS_KEY, []).append(self.run)
 
     def teardown(self) -> None:
         if self.run is not None:
@@ -60,7 +63,16 @@ class RecipeDir(pytest.Directory):
             run.close()
 
 
-RUNS_KEY = pytest.StashKey[list[lifecycle.Run]]()
+def _terminate_like_interrupt() -> None:
+    """SIGTERM (a CI runner stopping a job) takes the path of Ctrl-C: through teardown."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread() and (
+        signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    ):
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 class TierItem(pytest.Item):

@@ -70,8 +70,12 @@ def create_secrets(plan: Plan, run_id: str) -> dict[str, str]:
     return created
 
 
-def ensure_images(images: Mapping[str, str]) -> None:
-    """Every image is present locally, or pulled now; a missing one is named as such."""
+def ensure_images(images: Mapping[str, str], pull: bool) -> None:
+    """Every image is present locally, or (``pull``) pulled now; a missing one is named.
+
+    The local platform has no registry to pull from, and a pull attempt would send traffic
+    off the machine: there a missing image is reported at once.
+    """
     import docker
 
     client = engine.client()
@@ -80,7 +84,11 @@ def ensure_images(images: Mapping[str, str]) -> None:
             client.images.get(image)
             continue
         except docker.errors.ImageNotFound:
-            pass
+            if not pull:
+                raise DeployError(
+                    f"image {image} (service {service}) is not present locally, and nothing is"
+                    " pulled on the local platform: build it first (see demo/images)"
+                ) from None
         log.info("pulling %s for service %s", image, service)
         try:
             client.images.pull(image)

@@ -24,14 +24,14 @@ from typing import Any
 
 import httpx
 
-from harness import catalogue, deploy, teardown
+from harness import catalogue, deploy, janitor, teardown
 from harness.appenv import app_env
 from harness.catalogue import Checkout
 from harness.converge import Converged, assert_not_failing, wait_converged
-from harness.errors import CatalogueError, PlanError, ProbeError, StampError
+from harness.errors import CatalogueError, ConvergeError, PlanError, ProbeError, StampError
 from harness.hooks import HookCtx, load_deps
 from harness.plan import Plan, make_plan
-from harness.platform import Platform, Stamp, deploy_config, detect, free_port
+from harness.platform import Platform, Stamp, deploy_config, detect
 
 __all__ = ["App", "Run", "Unverifiable", "install", "upgrade"]
 
@@ -72,9 +72,12 @@ class Run:
     ref: str | None
     runs_root: Path
     platform: Platform = field(default_factory=detect)
+    deadline: float = 3600.0  # seconds the whole run may take, every wait included
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
 
     def __post_init__(self) -> None:
+        self.lease = janitor.Lease(self.id).acquire()  # held until close(), or death
+        self._ends = time.monotonic() + self.deadline
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         self.dir = self.runs_root / f"{self.recipe}-{stamp}-{self.id}"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +107,7 @@ class Run:
         short = re.sub(r"[^a-z0-9-]", "-", self.recipe.lower())[:20].strip("-")
         domain = f"{short}-{suffix}.localhost"
         tree = catalogue.checkout(self._mirror, ref, self.dir / f"app-{role}-{len(self.stacks)}")
-        port = free_port() if self.platform.name == "local" else None
+        port = janitor.reserve_port(self.id) if self.platform.name == "local" else None
         app = App(name=domain.replace(".", "_"), domain=domain, tree=tree, host_port=port)
         self.apps[app.name] = app
         self.stacks.append(app.name)
@@ -146,13 +149,20 @@ class Run:
         self.overlays += [o for o in overlays if o not in self.overlays]
         self._record_platform()
         deploy.create_secrets(plan, self.id)
-        deploy.ensure_images(plan.images)
+        deploy.ensure_images(plan.images, pull=self.platform.name != "local")
         app.deploys += 1
         started = datetime.now(UTC)
         deploy.stack_deploy(app.name, config, self.dir / f"deploy-{app.name}-{app.deploys}.yml")
-        converged = wait_converged(app.name, self._timeout(plan, app.env), since=started)
+        converged = wait_converged(app.name, self.bounded(self._timeout(plan, app.env)), started)
         app.stamps = check_stamp(app, stamp, release)
         self.probe(app, op, converged, since=started)
+
+    def bounded(self, seconds: float) -> float:
+        """``seconds``, cut to what is left of the run's deadline."""
+        left = self._ends - time.monotonic()
+        if left <= 0:
+            raise ConvergeError(f"run {self.id} passed its deadline of {self.deadline:.0f}s")
+        return min(seconds, left)
 
     def _record_platform(self) -> None:
         """What the platform is and which compatibility overlays this run applied."""
@@ -191,7 +201,7 @@ class Run:
                 assert_not_failing(app.name, since)
                 return attempt()
 
-            return retry_for(watched, PROBE_WINDOW)
+            return retry_for(watched, self.bounded(PROBE_WINDOW))
 
         if app.plan.web and app.host_port:
             path, ok = self.meta.HEALTH_PATH, self.meta.HEALTH_OK
@@ -234,8 +244,12 @@ class Run:
 
     def close(self) -> list[str]:
         """Remove everything of the run and assert that nothing is left."""
-        removed = teardown.remove_run(self.id, self.stacks)
-        teardown.assert_no_leftovers(self.id, self.stacks)
+        try:
+            removed = teardown.remove_run(self.id, self.stacks)
+            teardown.assert_no_leftovers(self.id, self.stacks)
+        finally:
+            janitor.release_ports(self.id)
+            self.lease.release()
         log.info("run %s: removed %d resources, nothing left", self.id, len(removed))
         return removed
 

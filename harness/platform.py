@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.plan import Plan
 
-__all__ = ["RUN_LABEL", "Platform", "Stamp", "deploy_config", "detect", "free_port"]
+__all__ = ["RUN_LABEL", "Platform", "Stamp", "deploy_config", "detect"]
 
 RUN_LABEL = "cc-ci.run"
 
@@ -43,12 +42,6 @@ def detect() -> Platform:
         return Platform("remote", ipvs=True)  # production swarms run a full kernel
     ipvs = Path("/proc/net/ip_vs").exists() or Path("/sys/module/ip_vs").exists()
     return Platform("local", ipvs=ipvs)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

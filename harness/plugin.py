@@ -32,6 +32,35 @@ def pytest_report_header(config: pytest.Config) -> str:
     )
 
 
+SWEPT_KEY = pytest.StashKey[dict[str, int]]()
+
+
+def _names_recipes(config: pytest.Config) -> bool:
+    """Whether the session's arguments are (or hold) recipe dirs."""
+    for arg in config.args:
+        path = Path(config.invocation_params.dir, arg.split("::")[0])
+        if (path / "recipe_meta.py").is_file() or any(path.glob("*/recipe_meta.py")):
+            return True
+    return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    if hasattr(config, "workerinput") or not _names_recipes(config):
+        return  # xdist workers leave it to their controller; non-recipe sessions stay inert
+    from harness import janitor
+
+    age = config.stash[settings.SETTINGS_KEY].janitor_age
+    config.stash[SWEPT_KEY] = janitor.sweep_dead_runs(min_age=age)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    swept = terminalreporter.config.stash.get(SWEPT_KEY, {})
+    if swept:
+        runs = ", ".join(f"{run} ({n} resources)" for run, n in swept.items())
+        terminalreporter.write_line(f"cc-ci janitor: removed leftovers of dead runs: {runs}")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if not (path / "recipe_meta.py").is_file():

@@ -29,6 +29,8 @@ OPTIONS = {
     "ref": "the candidate: a tag, branch, commit or pull/<n> (default: the default branch)",
     "tiers": f"comma-separated tiers to run (default: all of {', '.join(TIERS)})",
     "runs-dir": "where run dirs are written (default: runs/ under the rootdir)",
+    "run-deadline": "seconds a recipe's run may take, every wait included (default: 3600)",
+    "janitor-age": "seconds after which resources of dead runs are swept (default: 60)",
 }
 
 
@@ -38,6 +40,8 @@ class Settings:
     ref: str | None
     tiers: tuple[str, ...]
     runs_dir: Path
+    run_deadline: float = 3600.0
+    janitor_age: float = 60.0
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -79,4 +83,19 @@ def resolve(config: pytest.Config) -> Settings:
         ref=ref,
         tiers=tiers,
         runs_dir=Path(runs_dir) if runs_dir else config.rootpath / "runs",
+        run_deadline=_seconds(config, "run-deadline", 3600.0),
+        janitor_age=_seconds(config, "janitor-age", 60.0),
     )
+
+
+def _seconds(config: pytest.Config, name: str, default: float) -> float:
+    raw, source = _value(config, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise pytest.UsageError(f"{source}: {raw!r} is not a number of seconds")
+    return value

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Session
+from tests.conftest import Session
 
 pytestmark = pytest.mark.e2e
 

@@ -10,10 +10,7 @@ import time
 
 import pytest
 
-from harness import engine
-from harness.platform import RUN_LABEL
-
-from .conftest import WEB_APP, Session, Workspace
+from tests.conftest import WEB_APP, Session, Workspace
 
 pytestmark = pytest.mark.e2e
 
@@ -97,19 +94,8 @@ def test_ctrl_c_mid_deploy_leaves_nothing(workspace: Workspace) -> None:
         "      start_period: 60s\n",
     )
     workspace.recipe("slow", [("1.0.0+1", slow)])
-    inner = subprocess.Popen(
-        workspace.argv("recipes/slow", "--tiers", "install"),
-        cwd=workspace.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    client = engine.client()
-    deadline = time.monotonic() + 60
-    while not client.services.list(filters={"label": RUN_LABEL}):
-        assert time.monotonic() < deadline, "the run never deployed"
-        assert inner.poll() is None, inner.communicate()[0]
-        time.sleep(0.2)
+    inner = workspace.start("recipes/slow", "--tiers", "install")
+    workspace.wait_deployed(inner)
     inner.send_signal(signal.SIGINT)
     output, _ = inner.communicate(timeout=120)
     assert inner.returncode == 2, output  # interrupted

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.appenv import abra_exports, app_env, parse_env
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "real-recipes"
+REAL = Path(__file__).resolve().parents[1] / "data" / "real-recipes"  # copies of shared/
 
 
 def test_parse_env_values_quotes_comments_and_modifiers() -> None:

@@ -12,7 +12,7 @@ from harness.appenv import app_env
 from harness.errors import PlanError
 from harness.plan import Plan, make_plan
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "real-recipes"
+REAL = Path(__file__).resolve().parents[1] / "data" / "real-recipes"  # copies of shared/
 
 
 def plan_of(checkout: Path, **extra: str) -> Plan:

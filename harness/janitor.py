@@ -1,0 +1,124 @@
+"""Who owns what on a shared engine: run leases, reserved host ports, and the janitor.
+
+Every run holds a lease for its whole life: an exclusive flock on
+``<cache>/leases/<run_id>.lock``. The kernel drops it when the process dies, however it
+dies (SIGKILL, OOM, a lost CI runner), so "lease free" means "the run is dead". The
+janitor, run at the start of every cc-ci session, removes the resources of runs whose
+lease is free and whose resources are older than a threshold; a live run of another
+session holds its lease and is never touched.
+
+Host ports for the local platform's host-mode publishing are reserved under one lock, one
+file per port naming its run, so two concurrent runs never pick the same port.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from harness import engine, teardown
+from harness.catalogue import CACHE_DIR
+from harness.platform import RUN_LABEL
+
+__all__ = ["Lease", "release_ports", "reserve_port", "sweep_dead_runs"]
+
+log = logging.getLogger(__name__)
+
+LEASES = CACHE_DIR / "leases"
+PORTS = CACHE_DIR / "ports"
+DEFAULT_MIN_AGE = 60.0  # seconds: never sweep what was created a moment ago
+
+
+class Lease:
+    """Held by a live run; free once its process is gone."""
+
+    def __init__(self, run_id: str, leases: Path = LEASES) -> None:
+        leases.mkdir(parents=True, exist_ok=True)
+        self.path = leases / f"{run_id}.lock"
+        self._lock = FileLock(self.path)
+
+    def acquire(self) -> Lease:
+        self._lock.acquire(timeout=0)
+        return self
+
+    def release(self) -> None:
+        self._lock.release()
+        self.path.unlink(missing_ok=True)
+
+
+def is_alive(run_id: str, leases: Path = LEASES) -> bool:
+    """Whether the run holding ``run_id``'s lease is still running."""
+    probe = FileLock(leases / f"{run_id}.lock")
+    try:
+        probe.acquire(timeout=0)
+    except Timeout:
+        return True
+    probe.release()
+    return False
+
+
+def reserve_port(run_id: str, ports: Path = PORTS) -> int:
+    """A free 127.0.0.1 port no other live run holds, reserved for ``run_id``."""
+    ports.mkdir(parents=True, exist_ok=True)
+    with FileLock(ports / ".lock"):
+        for _ in range(100):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            claim = ports / str(port)
+            if not claim.exists():
+                claim.write_text(run_id)
+                return port
+    raise RuntimeError("no free port after 100 tries")
+
+
+def release_ports(run_id: str, ports: Path = PORTS) -> None:
+    if not ports.is_dir():
+        return
+    for claim in ports.iterdir():
+        if claim.name.isdigit() and claim.read_text().strip() == run_id:
+            claim.unlink(missing_ok=True)
+
+
+def _created(obj: Any) -> datetime | None:
+    attrs = getattr(obj, "attrs", {}) or {}
+    stamp = attrs.get("CreatedAt") or attrs.get("Created")
+    if not isinstance(stamp, str):
+        return None
+    head, _, frac = stamp.rstrip("Z").split("+")[0].partition(".")
+    return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
+
+
+def sweep_dead_runs(min_age: float = DEFAULT_MIN_AGE, leases: Path = LEASES) -> dict[str, int]:
+    """Remove resources of dead runs older than ``min_age`` s; ``{run_id: removed}``."""
+    client = engine.client()
+    owners: dict[str, datetime] = {}
+    now = datetime.now(UTC)
+    for collection in (
+        client.services,
+        client.volumes,
+        client.networks,
+        client.secrets,
+        client.configs,
+    ):
+        for obj in collection.list(filters={"label": RUN_LABEL}):
+            labels = (obj.attrs.get("Spec") or obj.attrs).get("Labels") or {}
+            run_id = labels.get(RUN_LABEL)
+            created = _created(obj) or now
+            if run_id and (run_id not in owners or created < owners[run_id]):
+                owners[run_id] = created
+    swept = {}
+    for run_id, oldest in owners.items():
+        if (now - oldest).total_seconds() < min_age or is_alive(run_id, leases):
+            continue
+        removed = teardown.remove_run(run_id)
+        release_ports(run_id)
+        (leases / f"{run_id}.lock").unlink(missing_ok=True)
+        swept[run_id] = len(removed)
+        log.warning("janitor: removed %d resources of dead run %s", len(removed), run_id)
+    return swept

@@ -1,0 +1,102 @@
+"""Many runs on one swarm, and runs that always clean up: real processes, real swarm."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from harness import janitor, teardown
+from tests.conftest import WEB_APP, Session, Workspace
+
+pytestmark = pytest.mark.e2e
+
+# Healthy only after 60 s: a run of it is caught mid-deploy, converging.
+SLOW_APP = WEB_APP.replace(
+    "    networks: [proxy]\n",
+    "    networks: [proxy]\n"
+    "    healthcheck:\n"
+    '      test: ["CMD", "false"]\n'
+    "      interval: 60s\n"
+    "      start_period: 60s\n",
+)
+
+
+def test_two_runs_of_the_same_recipe_at_once(workspace: Workspace) -> None:
+    workspace.recipe(
+        "web", [("1.0.0+1", WEB_APP), ("1.1.0+1", WEB_APP.replace("echo ok", "echo v2"))]
+    )
+    runs = [workspace.start("recipes/web") for _ in range(2)]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    for run, output in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, output
+        assert "2 passed" in output, output
+    session = Session(0, "\n".join(outputs), workspace.runs_dir)
+    assert len(session.run_ids()) == 2
+    session.assert_nothing_left()
+
+
+def test_xdist_keeps_each_recipes_tiers_in_order_on_one_worker(workspace: Workspace) -> None:
+    for name in ("alpha", "beta"):
+        workspace.recipe(
+            name, [("1.0.0+1", WEB_APP), ("1.1.0+1", WEB_APP.replace("echo ok", "echo v2"))]
+        )
+    session = workspace.pytest("-n", "2", "--dist", "loadscope", "recipes/alpha", "recipes/beta")
+    assert session.returncode == 0, session.output
+    workers = {}
+    for line in session.output.splitlines():
+        # "[gw0] [ 25%] PASSED recipes/alpha::install"
+        if "PASSED recipes/" in line and line.startswith("[gw"):
+            workers.setdefault(line.split("::")[0].rsplit(" ", 1)[1], []).append(line[:5])
+    assert set(workers) == {"recipes/alpha", "recipes/beta"}, session.output
+    for recipe, seen in workers.items():
+        assert len(seen) == 2, recipe
+        assert len(set(seen)) == 1, f"{recipe} ran on {seen}"
+    session.assert_nothing_left()
+
+
+def test_sigterm_mid_deploy_leaves_nothing(workspace: Workspace) -> None:
+    workspace.recipe("slow", [("1.0.0+1", SLOW_APP)])
+    inner = workspace.start("recipes/slow", "--tiers", "install")
+    workspace.wait_deployed(inner)
+    inner.send_signal(signal.SIGTERM)
+    output, _ = inner.communicate(timeout=120)
+    assert inner.returncode == 2, output  # interrupted, through teardown
+    Session(inner.returncode, output, workspace.runs_dir).assert_nothing_left()
+
+
+def test_a_killed_run_is_swept_by_the_next_session(workspace: Workspace) -> None:
+    workspace.recipe("slow", [("1.0.0+1", SLOW_APP)])
+    workspace.recipe("web", [("1.0.0+1", WEB_APP)])
+    killed = workspace.start("recipes/slow", "--tiers", "install")
+    run_id = workspace.wait_deployed(killed)
+    assert janitor.is_alive(run_id)
+    killed.kill()  # SIGKILL: no teardown at all
+    killed.wait()
+    assert not janitor.is_alive(run_id)
+    assert teardown.leftovers(run_id), "a SIGKILLed run should have left its resources"
+    # A live run of another session is never touched; this one is dead.
+    nxt = workspace.pytest("recipes/web", "--tiers", "install", "--janitor-age", "0")
+    assert nxt.returncode == 0, nxt.output
+    assert f"cc-ci janitor: removed leftovers of dead runs: {run_id} (" in nxt.output
+    deadline = time.monotonic() + 30
+    while teardown.leftovers(run_id):
+        assert time.monotonic() < deadline, teardown.leftovers(run_id)
+        time.sleep(0.5)
+
+
+def test_live_runs_of_another_session_are_never_swept(workspace: Workspace) -> None:
+    workspace.recipe("slow", [("1.0.0+1", SLOW_APP)])
+    workspace.recipe("web", [("1.0.0+1", WEB_APP)])
+    live = workspace.start("recipes/slow", "--tiers", "install")
+    try:
+        run_id = workspace.wait_deployed(live)
+        other = workspace.pytest("recipes/web", "--tiers", "install", "--janitor-age", "0")
+        assert other.returncode == 0, other.output
+        assert run_id not in other.output
+        assert teardown.leftovers(run_id), "the live run's resources were swept"
+    finally:
+        live.send_signal(signal.SIGINT)
+        live.communicate(timeout=120)
+    assert teardown.leftovers(run_id) == {}
