@@ -2,6 +2,8 @@
 
     cc-ci run [RECIPE ...] [-- PYTEST ARGS]   the lifecycle, as `pytest recipes/<name>` runs it
     cc-ci plan CHECKOUT [-e KEY=VALUE ...]    the resolved deploy plan of a recipe checkout
+    cc-ci lint CHECKOUT                       the recipe lint rules R001-R016
+    cc-ci compare RUN_A [RUN_B]               level and timing changes between two runs
     cc-ci meta RECIPE_DIR                     validate a recipe dir's recipe_meta.py
 
 A RECIPE of ``run`` is a recipe dir (``recipes/<name>`` or a path holding recipe_meta.py),
@@ -89,8 +91,52 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
         raise CcciError("run recipe repos and recipe dirs in separate runs")
     if len(repo_dirs) > 1:
         raise CcciError(f"recipe repos from several directories: {', '.join(sorted(repo_dirs))}")
+    from harness.plugin import RunDirs
+
+    runs = RunDirs()
     with scratch:
-        return int(pytest.main([*targets, *options, *pytest_args]))
+        code = int(pytest.main([*targets, *options, *pytest_args], plugins=[runs]))
+    below = [
+        f"{doc['recipe']} reached level {doc['level']}, expected {doc['expected_level']}"
+        for _, doc in runs.documents()
+        if doc["level"] != doc["expected_level"]
+    ]
+    for line in below:
+        print(f"cc-ci: {line}", file=sys.stderr)
+    return code or (1 if below else 0)
+
+
+def _lint(args: argparse.Namespace) -> int:
+    from harness.lint import lint, render_table, summary
+
+    if not (args.checkout / "compose.yml").is_file():
+        raise CcciError(f"{args.checkout}: not a recipe checkout (no compose.yml)")
+    findings = lint(args.checkout)
+    print(render_table(findings))
+    verdict = summary(findings)
+    print(
+        f"lint: {verdict['status']}"
+        + (f" (errors: {', '.join(verdict['errors'])})" if verdict["errors"] else "")
+    )
+    return 0 if verdict["status"] == "pass" else 1
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from harness.results import compare, load, previous_run
+
+    try:
+        run_a, run_b = (
+            (previous_run(args.run_a), args.run_a)
+            if args.run_b is None
+            else (args.run_a, args.run_b)
+        )
+        before, after = load(run_a), load(run_b)
+    except (OSError, ValueError) as exc:
+        raise CcciError(f"cannot read results: {exc}") from exc
+    if before["recipe"] != after["recipe"]:
+        raise CcciError(f"runs of different recipes: {before['recipe']}, {after['recipe']}")
+    print(compare(before, after, str(run_a), str(run_b)))
+    return 0
 
 
 def _env_pair(text: str) -> tuple[str, str]:
@@ -124,13 +170,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=_env_pair,
         help="add to the app env, e.g. COMPOSE_FILE=compose.yml:compose.smtp.yml",
     )
+    lint = commands.add_parser("lint", help="lint a recipe checkout (R001-R016)")
+    lint.add_argument("checkout", type=Path)
+    compare = commands.add_parser(
+        "compare", help="level and timing changes between two runs (default: the previous one)"
+    )
+    compare.add_argument("run_a", type=Path, help="a run dir (alone: compared with its previous)")
+    compare.add_argument("run_b", type=Path, nargs="?")
     check = commands.add_parser("meta", help="validate a recipe dir's recipe_meta.py")
     check.add_argument("recipe_dir", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             return _run(args, passthrough)
-        return _plan(args) if args.command == "plan" else _meta(args)
+        handlers = {"plan": _plan, "meta": _meta, "lint": _lint, "compare": _compare}
+        return handlers[args.command](args)
     except CcciError as exc:
         print(f"cc-ci: error: {exc}", file=sys.stderr)
         return 1

@@ -11,7 +11,6 @@ an existing user gets). An app no later tier needs is removed as soon as its tie
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -24,14 +23,19 @@ from typing import Any
 
 import httpx
 
-from harness import catalogue, deploy, janitor, teardown
+from harness import catalogue, deploy, janitor, manifest, teardown
 from harness.appenv import app_env
 from harness.catalogue import Checkout
 from harness.converge import Converged, assert_not_failing, wait_converged
 from harness.errors import CatalogueError, ConvergeError, PlanError, ProbeError, StampError
 from harness.hooks import HookCtx, load_deps
+from harness.lint import lint as lint_recipe
+from harness.lint import render_table
+from harness.lint import summary as lint_summary
 from harness.plan import Plan, make_plan
 from harness.platform import Platform, Stamp, deploy_config, detect
+from harness.results import Results
+from harness.trace import Tracer
 
 __all__ = ["App", "Run", "Unverifiable", "install", "upgrade"]
 
@@ -42,7 +46,12 @@ PROBE_WINDOW = 60.0
 
 
 class Unverifiable(Exception):
-    """A tier could not be verified (e.g. the base release does not install): rung ``unver``."""
+    """A tier could not be verified: ``unver`` (e.g. the base release does not install), or
+    ``skip`` when it is structurally impossible (e.g. no earlier release exists)."""
+
+    def __init__(self, reason: str, *, structural: bool = False) -> None:
+        super().__init__(reason)
+        self.structural = structural
 
 
 @dataclass
@@ -87,18 +96,50 @@ class Run:
         self.outcomes: dict[str, str] = {}  # tier -> pass|fail|skip|unver
         self._mirror: Path | None = None
         self.candidate: Checkout | None = None
+        self.manifest = manifest.build(self.meta)
+        self.results = Results(
+            path=self.dir / "results.json",
+            recipe=self.recipe,
+            run_id=self.id,
+            expected_na=dict(self.meta.EXPECTED_NA),
+            expect_fail=self.meta.EXPECT_FAIL,
+            platform={"name": self.platform.name, "ipvs": self.platform.ipvs, "overlays": []},
+            customization=self.manifest,
+            artifacts={"trace": "trace.json", "log": "harness.log"},
+        )
+        self.results.save()
+        self.tracer = Tracer(self.dir / "trace.json", f"run {self.recipe}", run_id=self.id)
+        self._log = logging.FileHandler(self.dir / "harness.log")
+        self._log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        package = logging.getLogger("harness")
+        package.setLevel(min(package.getEffectiveLevel(), logging.INFO))
+        for handler in (self.tracer, self._log):
+            package.addHandler(handler)
+        log.info("%s", manifest.render(self.recipe, self.manifest))
 
     # -- fetch ------------------------------------------------------------------------
 
     def fetch(self) -> Checkout:
         """Mirror the recipe and check out the candidate (once per run)."""
         if self.candidate is None:
-            self._mirror = catalogue.mirror(self.recipe, self.catalogue)
-            self.candidate = catalogue.checkout(self._mirror, self.ref, self.dir / "candidate")
+            with self.tracer.span("fetch", catalogue=self.catalogue, ref=self.ref) as span:
+                self._mirror = catalogue.mirror(self.recipe, self.catalogue)
+                self.candidate = catalogue.checkout(self._mirror, self.ref, self.dir / "candidate")
+                span.context["sha"] = self.candidate.sha
+            self.results.refs.update(candidate=self.candidate.ref, candidate_sha=self.candidate.sha)
             log.info(
                 "%s: candidate %s at %s", self.recipe, self.candidate.ref, self.candidate.short
             )
         return self.candidate
+
+    def lint(self) -> dict[str, Any]:
+        """Lint the pristine candidate checkout (no app deploys from it, nothing touches it)."""
+        candidate = self.fetch()
+        with self.tracer.span("lint"):
+            findings = lint_recipe(candidate.path)
+            log.info("lint of %s at %s:\n%s", self.recipe, candidate.short, render_table(findings))
+        self.results.lint = lint_summary(findings)
+        return self.results.lint
 
     def new_app(self, role: str, ref: str) -> App:
         """A fresh app with its own checkout at ``ref``; names short enough for swarm."""
@@ -138,7 +179,8 @@ class Run:
         if upgrade:
             extra.update(self._extra_env(app, op, self.meta.UPGRADE_EXTRA_ENV))
         app.env, sample = app_env(self.recipe, app.tree.path, app.domain, app.name, extra)
-        plan = app.plan = make_plan(self.recipe, app.tree.path, app.env, sample)
+        with self.tracer.span("plan", app=app.name, sha=app.tree.sha):
+            plan = app.plan = make_plan(self.recipe, app.tree.path, app.env, sample)
         for warning in plan.warnings:
             log.warning("%s: %s", app.name, warning)
         dirty = app.tree.dirty()
@@ -148,14 +190,23 @@ class Run:
         config, overlays = deploy_config(plan, self.platform, self.id, stamp, app.host_port)
         self.overlays += [o for o in overlays if o not in self.overlays]
         self._record_platform()
-        deploy.create_secrets(plan, self.id)
-        deploy.ensure_images(plan.images, pull=self.platform.name != "local")
         app.deploys += 1
-        started = datetime.now(UTC)
-        deploy.stack_deploy(app.name, config, self.dir / f"deploy-{app.name}-{app.deploys}.yml")
-        converged = wait_converged(app.name, self.bounded(self._timeout(plan, app.env)), started)
-        app.stamps = check_stamp(app, stamp, release)
-        self.probe(app, op, converged, since=started)
+        deploy_file = self.dir / f"deploy-{app.name}-{app.deploys}.yml"
+        with self.tracer.span("deploy", app=app.name, file=deploy_file.name, chaos=stamp.chaos):
+            deploy.create_secrets(plan, self.id)
+            deploy.ensure_images(plan.images, pull=self.platform.name != "local")
+            started = datetime.now(UTC)
+            deploy.stack_deploy(app.name, config, deploy_file)
+        timeout = self.bounded(self._timeout(plan, app.env))
+        with self.tracer.span("converge", app=app.name, timeout=timeout) as span:
+            converged = wait_converged(app.name, timeout, started)
+            span.context["services"] = converged.services
+        with self.tracer.span("stamp", app=app.name) as span:
+            app.stamps = check_stamp(app, stamp, release)
+            span.context["labels"] = app.stamps
+        self.results.stamps[app.name] = app.stamps
+        with self.tracer.span("probe", app=app.name, health=self.meta.HEALTH_PATH):
+            self.probe(app, op, converged, since=started)
 
     def bounded(self, seconds: float) -> float:
         """``seconds``, cut to what is left of the run's deadline."""
@@ -165,13 +216,9 @@ class Run:
         return min(seconds, left)
 
     def _record_platform(self) -> None:
-        """What the platform is and which compatibility overlays this run applied."""
-        record = {
-            "platform": self.platform.name,
-            "ipvs": self.platform.ipvs,
-            "overlays": self.overlays,
-        }
-        (self.dir / "platform.json").write_text(json.dumps(record, indent=2) + "\n")
+        """Which compatibility overlays this run applied, in results.json."""
+        self.results.platform["overlays"] = list(self.overlays)
+        self.results.save()
 
     def _extra_env(self, app: App, op: str, value: Any) -> dict[str, str]:
         if callable(value):
@@ -245,11 +292,19 @@ class Run:
     def close(self) -> list[str]:
         """Remove everything of the run and assert that nothing is left."""
         try:
-            removed = teardown.remove_run(self.id, self.stacks)
-            teardown.assert_no_leftovers(self.id, self.stacks)
+            with self.tracer.span("teardown", stacks=self.stacks) as span:
+                removed = teardown.remove_run(self.id, self.stacks)
+                span.context["removed"] = len(removed)
+                teardown.assert_no_leftovers(self.id, self.stacks)
         finally:
             janitor.release_ports(self.id)
             self.lease.release()
+            self.results.finish()
+            self.tracer.close_run("finished")
+            package = logging.getLogger("harness")
+            for handler in (self.tracer, self._log):
+                package.removeHandler(handler)
+            self._log.close()
         log.info("run %s: removed %d resources, nothing left", self.id, len(removed))
         return removed
 
@@ -317,11 +372,13 @@ def upgrade_bases(run: Run) -> list[str]:
     found, other = catalogue.releases(candidate.path)
     if not found:
         hint = f" (tags found: {', '.join(other)})" if other else ""
-        raise Unverifiable(f"no release tags of the form <semver>+<upstream>{hint}")
+        raise Unverifiable(
+            f"no release tags of the form <semver>+<upstream>{hint}", structural=True
+        )
     label = _version_label(candidate.path)
     base = catalogue.previous_release(found, candidate.sha, label)
     if base is None:
-        raise Unverifiable(f"no release before the candidate ({candidate.short})")
+        raise Unverifiable(f"no release before the candidate ({candidate.short})", structural=True)
     return [base.tag]
 
 
@@ -337,7 +394,9 @@ def upgrade(run: Run, keep: bool) -> App:
     """Deploy each base release, then upgrade it to the candidate in place."""
     candidate = run.fetch()
     last: App | None = None
-    for base in upgrade_bases(run):
+    bases = upgrade_bases(run)
+    run.results.refs["base_tags"] = bases
+    for base in bases:
         if last is not None:
             run.release_app(last)
         try:

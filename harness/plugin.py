@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: deploys real stacks on the local swarm (slow)")
     config.stash[settings.SETTINGS_KEY] = settings.resolve(config)
+    if not any(isinstance(p, RunDirs) for p in config.pluginmanager.get_plugins()):
+        config.pluginmanager.register(RunDirs(), "cc-ci-run-dirs")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -54,11 +57,42 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config.stash[SWEPT_KEY] = janitor.sweep_dead_runs(min_age=age)
 
 
+class RunDirs:
+    """Collects the run dirs the session's tier items report (from xdist workers too)."""
+
+    def __init__(self) -> None:
+        self.dirs: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == "ccci_run_dir" and value not in self.dirs:
+                self.dirs.append(str(value))
+
+    def documents(self) -> list[tuple[Path, dict[str, Any]]]:
+        from harness.results import load
+
+        found = []
+        for run_dir in self.dirs:
+            try:
+                found.append((Path(run_dir), load(Path(run_dir))))
+            except (OSError, ValueError):
+                continue
+        return found
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    plugins = terminalreporter.config.pluginmanager.get_plugins()
+    runs = next((p for p in plugins if isinstance(p, RunDirs)), None)
+    documents = runs.documents() if runs is not None else []
+    if documents:
+        from harness.results import summary_table
+
+        terminalreporter.write_sep("=", "cc-ci summary (level/expected; ! = below expected)")
+        terminalreporter.write_line(summary_table(documents))
     swept = terminalreporter.config.stash.get(SWEPT_KEY, {})
     if swept:
-        runs = ", ".join(f"{run} ({n} resources)" for run, n in swept.items())
-        terminalreporter.write_line(f"cc-ci janitor: removed leftovers of dead runs: {runs}")
+        dead = ", ".join(f"{run} ({n} resources)" for run, n in swept.items())
+        terminalreporter.write_line(f"cc-ci janitor: removed leftovers of dead runs: {dead}")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -72,9 +106,12 @@ def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Col
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     from harness.collect import TierItem  # cheap: collection already imported it, if used
+    from harness.meta import TIERS
 
     tiers = config.stash[settings.SETTINGS_KEY].tiers
-    deselected = [i for i in items if isinstance(i, TierItem) and i.tier not in tiers]
+    deselected = [
+        i for i in items if isinstance(i, TierItem) and i.tier in TIERS and i.tier not in tiers
+    ]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [i for i in items if i not in deselected]

@@ -4,6 +4,7 @@ collects recipes in the outer session)."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +53,14 @@ class Session:
     @property
     def outcomes(self) -> dict[str, str]:
         return dict(_OUTCOME.findall(self.output))
+
+    @property
+    def tier_outcomes(self) -> dict[str, str]:
+        """The outcomes of the lifecycle tiers (the lint item aside)."""
+        return {k: v for k, v in self.outcomes.items() if not k.endswith("::lint")}
+
+    def results(self) -> list[dict[str, Any]]:
+        return [json.loads(p.read_text()) for p in sorted(self.runs_dir.glob("*/results.json"))]
 
     def run_ids(self) -> list[str]:
         if not self.runs_dir.is_dir():

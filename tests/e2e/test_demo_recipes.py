@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from tests.conftest import Session
@@ -72,3 +74,38 @@ def test_canary_failures_carry_the_service_log_line(demo_session: Session) -> No
 def test_every_demo_run_left_nothing(demo_session: Session) -> None:
     assert len(demo_session.run_ids()) == len(DEMOS)
     demo_session.assert_nothing_left()
+
+
+SCHEMA = json.loads((ROOT / "docs" / "results.schema.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("recipe", "level"), [("radicale", 2), ("kinto", 2), ("crashloop", 0), ("badupgrade", 1)]
+)
+def test_results_json_validates_and_says_how_far_each_got(
+    demo_session: Session, recipe: str, level: int
+) -> None:
+    (doc,) = [d for d in demo_session.results() if d["recipe"] == recipe]
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["level"] == doc["expected_level"] == level
+    assert doc["lint"]["status"] == "pass"
+    assert doc["finished"] is not None
+    assert doc["refs"]["candidate_sha"]
+    assert doc["platform"]["overlays"]
+    assert (
+        "possible coverage gap: backup_restore not verified and not declared n/a"
+        in (doc["warnings"])
+    )
+    (run_dir,) = demo_session.runs_dir.glob(f"{recipe}-*")
+    trace = json.loads((run_dir / "trace.json").read_text())
+    install = trace["children"][0]
+    assert install["name"] == "install"
+    assert [c["name"] for c in install["children"]][:4] == ["fetch", "plan", "deploy", "converge"]
+    assert trace["status"] == "finished"
+    assert (run_dir / "harness.log").read_text().count("INFO") > 3
+
+
+def test_summary_table_and_manifest_are_printed(demo_session: Session) -> None:
+    assert "cc-ci summary (level/expected; ! = below expected)" in demo_session.output
+    assert "cc-ci customization of kinto:" in demo_session.output
+    assert "hooks: READY_PROBE" in demo_session.output

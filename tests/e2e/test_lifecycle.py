@@ -32,7 +32,7 @@ def with_one_shot(compose: str) -> str:
 def test_install_and_upgrade_pass_and_leave_nothing(workspace: Workspace) -> None:
     workspace.recipe("web", [("1.0.0+1", WEB_APP), ("1.1.0+1", with_one_shot(WEB_APP))])
     session = workspace.pytest("recipes/web")
-    assert session.outcomes == {
+    assert session.tier_outcomes == {
         "recipes/web::install": "PASSED",
         "recipes/web::upgrade": "PASSED",
     }, session.output
@@ -40,15 +40,15 @@ def test_install_and_upgrade_pass_and_leave_nothing(workspace: Workspace) -> Non
     (run_dir,) = session.runs_dir.iterdir()
     deployed = sorted(p.name for p in run_dir.glob("deploy-*.yml"))
     assert len(deployed) == 3  # install; upgrade: base, then candidate
-    record = json.loads((run_dir / "platform.json").read_text())
-    assert record["platform"] == "local"
-    assert any("published in host mode on 127.0.0.1:" in o for o in record["overlays"])
+    platform = json.loads((run_dir / "results.json").read_text())["platform"]
+    assert platform["name"] == "local"
+    assert any("published in host mode on 127.0.0.1:" in o for o in platform["overlays"])
 
 
 def test_completed_one_shot_does_not_block_convergence(workspace: Workspace) -> None:
     workspace.recipe("oneshot", [("1.0.0+1", with_one_shot(WEB_APP))])
     session = workspace.pytest("recipes/oneshot", "--tiers", "install")
-    assert session.outcomes == {"recipes/oneshot::install": "PASSED"}, session.output
+    assert session.tier_outcomes == {"recipes/oneshot::install": "PASSED"}, session.output
     assert "1 deselected" in session.output
 
 
@@ -57,7 +57,7 @@ def test_missing_image_is_named_not_waited_for(workspace: Workspace) -> None:
     workspace.recipe("noimage", [("1.0.0+1", compose)])
     started = time.monotonic()
     session = workspace.pytest("recipes/noimage", "--tiers", "install")
-    assert session.outcomes == {"recipes/noimage::install": "FAILED"}, session.output
+    assert session.tier_outcomes == {"recipes/noimage::install": "FAILED"}, session.output
     assert "image cc-ci-test/absent:1 (service app) is not present locally" in session.output
     assert time.monotonic() - started < 120
     session.assert_nothing_left()
@@ -74,8 +74,8 @@ def test_tier_ids_selection_and_unverifiable_upgrade(workspace: Workspace) -> No
     ).stdout.splitlines()
     assert listed[:2] == ["recipes/untagged::install", "recipes/untagged::upgrade"]
     session = workspace.pytest("recipes/untagged", "-k", "upgrade")
-    assert session.outcomes == {"recipes/untagged::upgrade": "SKIPPED"}, session.output
-    assert "unverified: no release tags of the form <semver>+<upstream> (tags found: v2.4.8)" in (
+    assert session.tier_outcomes == {"recipes/untagged::upgrade": "SKIPPED"}, session.output
+    assert "n/a: no release tags of the form <semver>+<upstream> (tags found: v2.4.8)" in (
         session.output
     )
     unknown = workspace.pytest("recipes/untagged", "--tiers", "instal")
@@ -137,7 +137,7 @@ def test_crash_after_converging_is_a_crash_loop_not_a_probe_timeout(workspace: W
     )
     workspace.recipe("late", [("1.0.0+1", late_crash)])
     session = workspace.pytest("recipes/late", "--tiers", "install")
-    assert session.outcomes == {"recipes/late::install": "FAILED"}, session.output
+    assert session.tier_outcomes == {"recipes/late::install": "FAILED"}, session.output
     assert "is crash-looping" in session.output
     assert "late: lost the database connection" in session.output
     assert "health: GET" not in session.output

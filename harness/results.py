@@ -1,0 +1,253 @@
+"""results.json: what a run proved, rung by rung, and how far up the ladder it got.
+
+The ladder (SPEC §7): install · upgrade · backup_restore · custom · lint. A rung is
+``pass``, ``fail``, ``skip`` (not applicable AND declared so in ``EXPECTED_NA``, or
+structurally impossible) or ``unver`` (could not be verified). ``level()`` is the one
+pure function that turns rungs into a level.
+
+The file is rewritten atomically after every change, so a run killed at any moment leaves
+a valid file: a tier that started and did not finish reads ``unver`` ("interrupted").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "RUNG_TIERS",
+    "SCHEMA_VERSION",
+    "Results",
+    "TierResult",
+    "compare",
+    "level",
+    "load",
+    "previous_run",
+    "rungs_of",
+    "summary_table",
+    "write_json",
+]
+
+SCHEMA_VERSION = 1
+RUNGS = ("install", "upgrade", "backup_restore", "custom", "lint")
+# The tiers whose outcomes make up each rung.
+RUNG_TIERS: dict[str, tuple[str, ...]] = {
+    "install": ("install",),
+    "upgrade": ("upgrade",),
+    "backup_restore": ("backup", "restore"),
+    "custom": ("custom",),
+    "lint": ("lint",),
+}
+
+
+def level(rungs: Mapping[str, str]) -> int:
+    """The highest rung (1-5) that passed with every rung below it ``pass`` or ``skip``;
+    0 when install did not pass (a recipe that does not install has no level)."""
+    if rungs.get("install") != "pass":
+        return 0
+    reached = 0
+    for number, rung in enumerate(RUNGS, start=1):
+        status = rungs.get(rung, "unver")
+        if status == "pass":
+            reached = number
+        elif status != "skip":
+            break
+    return reached
+
+
+@dataclass
+class TierResult:
+    status: str  # pass | fail | skip | unver
+    reason: str = ""
+    duration: float = 0.0
+    failure_class: str | None = None  # recipe | infra, for fail and unver
+    artifacts: list[str] = field(default_factory=list)
+    attempts: int = 1
+
+
+def rungs_of(
+    tiers: Mapping[str, TierResult], expected_na: Mapping[str, str]
+) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """Rung statuses (with reasons) from tier results, and the warnings they raise."""
+    rungs: dict[str, dict[str, str]] = {}
+    warnings: list[str] = []
+    for rung, members in RUNG_TIERS.items():
+        results = [tiers[t] for t in members if t in tiers]
+        declared = expected_na.get(rung)
+        exercised = any(r.status in ("pass", "fail") for r in results)
+        if declared and exercised:
+            warnings.append(f"stale EXPECTED_NA: {rung} is declared n/a ({declared}) yet ran")
+        if results and len(results) == len(members):
+            failed = [r for r in results if r.status != "pass"]
+            status = failed[0].status if failed else "pass"
+            reason = failed[0].reason if failed else ""
+        elif declared:
+            status, reason = "skip", f"n/a: {declared}"
+        else:
+            status, reason = "unver", "not run"
+        if status == "unver" and rung in ("backup_restore", "custom") and not declared:
+            warnings.append(f"possible coverage gap: {rung} not verified and not declared n/a")
+        rungs[rung] = {"status": status, "reason": reason}
+    return rungs, warnings
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` to ``path`` atomically: readers see the old file or the new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as out:
+        json.dump(data, out, indent=2, default=str)
+        out.write("\n")
+    os.replace(tmp, path)
+
+
+@dataclass
+class Results:
+    """The run's results, rewritten to ``path`` as they change."""
+
+    path: Path
+    recipe: str
+    run_id: str
+    expected_na: Mapping[str, str] = field(default_factory=dict)
+    expect_fail: str | None = None
+    refs: dict[str, Any] = field(default_factory=dict)
+    platform: dict[str, Any] = field(default_factory=dict)
+    stamps: dict[str, dict[str, str]] = field(default_factory=dict)
+    customization: dict[str, Any] = field(
+        default_factory=lambda: {
+            "meta_non_default": {}, "hooks": [], "overlays": [], "custom_tests": [],
+            "env_overrides": {},
+        }
+    )
+    lint: dict[str, Any] | None = None
+    tiers: dict[str, TierResult] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    started: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    finished: str | None = None
+    _running: dict[str, float] = field(default_factory=dict)
+
+    def start_tier(self, tier: str) -> None:
+        self._running[tier] = time.monotonic()
+        self.tiers[tier] = TierResult(
+            "unver", "interrupted: the run stopped before this tier finished"
+        )
+        self.save()
+
+    def end_tier(self, tier: str, result: TierResult) -> None:
+        began = self._running.pop(tier, None)
+        if began is not None:
+            result.duration = round(time.monotonic() - began, 3)
+        self.tiers[tier] = result
+        self.save()
+
+    def finish(self) -> None:
+        self.finished = datetime.now(UTC).isoformat()
+        self.save()
+
+    def expected_level(self) -> int:
+        """The level if every tier that ran had passed — but the canary's designed failure,
+        and tiers that are structurally impossible (skip)."""
+        designed = {
+            name: TierResult(
+                "fail"
+                if name == self.expect_fail
+                else "skip"
+                if result.status == "skip"
+                else "pass"
+            )
+            for name, result in self.tiers.items()
+        }
+        rungs, _ = rungs_of(designed, self.expected_na)
+        return level({k: v["status"] for k, v in rungs.items()})
+
+    def document(self) -> dict[str, Any]:
+        rungs, warnings = rungs_of(self.tiers, self.expected_na)
+        reached = level({k: v["status"] for k, v in rungs.items()})
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "recipe": self.recipe,
+            "run_id": self.run_id,
+            "started": self.started,
+            "finished": self.finished,
+            "deployer": "native",
+            "refs": self.refs,
+            "platform": self.platform,
+            "level": reached,
+            "expected_level": self.expected_level(),
+            "expect_fail": self.expect_fail,
+            "rungs": rungs,
+            "tiers": {name: asdict(result) for name, result in self.tiers.items()},
+            "warnings": warnings,
+            "stamps": self.stamps,
+            "lint": self.lint,
+            "customization": self.customization,
+            "artifacts": self.artifacts,
+        }
+
+    def save(self) -> None:
+        write_json(self.path, self.document())
+
+
+def load(run_dir: Path) -> dict[str, Any]:
+    """The results.json of a run dir (or the file itself)."""
+    path = run_dir if run_dir.name == "results.json" else run_dir / "results.json"
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def summary_table(documents: list[tuple[Path, dict[str, Any]]]) -> str:
+    """One row per run: level (expected), each rung, tier durations, run dir."""
+    head = f"{'recipe':14} {'level':8} " + " ".join(f"{r[:8]:8}" for r in RUNGS)
+    rows = [head, "-" * len(head)]
+    for run_dir, doc in documents:
+        mark = "" if doc["level"] == doc["expected_level"] else " !"
+        cells = " ".join(f"{doc['rungs'][r]['status']:8}" for r in RUNGS)
+        timings = ", ".join(f"{t} {v['duration']:.1f}s" for t, v in doc["tiers"].items())
+        rows.append(f"{doc['recipe']:14} {doc['level']}/{doc['expected_level']}{mark:4} {cells}")
+        rows.append(f"{'':14} {timings} — {run_dir}")
+    return "\n".join(rows)
+
+
+def previous_run(run_dir: Path) -> Path:
+    """The run of the same recipe just before ``run_dir``, in the same runs dir."""
+    recipe = load(run_dir)["recipe"]
+    earlier = sorted(
+        d
+        for d in run_dir.parent.glob(f"{recipe}-*")
+        if d.name < run_dir.name and (d / "results.json").is_file()
+    )
+    if not earlier:
+        raise FileNotFoundError(f"no earlier run of {recipe} in {run_dir.parent}")
+    return earlier[-1]
+
+
+def compare(before: dict[str, Any], after: dict[str, Any], name_a: str, name_b: str) -> str:
+    """Level and per-tier timing changes from ``before`` to ``after``."""
+    lines = [f"{before['recipe']}: {name_a} -> {name_b}"]
+    change = after["level"] - before["level"]
+    lines.append(
+        f"level {before['level']} -> {after['level']}"
+        + (f" ({change:+d})" if change else " (same)")
+    )
+    for rung in RUNGS:
+        a, b = before["rungs"][rung]["status"], after["rungs"][rung]["status"]
+        if a != b:
+            lines.append(f"  {rung}: {a} -> {b}")
+    for tier in dict.fromkeys([*before["tiers"], *after["tiers"]]):
+        a, b = before["tiers"].get(tier), after["tiers"].get(tier)
+        if a is None or b is None:
+            lines.append(f"  {tier}: {'only in ' + (name_b if a is None else name_a)}")
+            continue
+        delta = b["duration"] - a["duration"]
+        ratio = f", {b['duration'] / a['duration']:.2f}x" if a["duration"] else ""
+        lines.append(
+            f"  {tier}: {a['duration']:.1f}s -> {b['duration']:.1f}s ({delta:+.1f}s{ratio})"
+            + (f", {a['status']} -> {b['status']}" if a["status"] != b["status"] else "")
+        )
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""The customization manifest: built from the loaded meta, secret-shaped names redacted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import manifest, meta
+
+
+def test_redaction_is_recursive_and_by_name() -> None:
+    data = {
+        "EXTRA_ENV": {
+            "SECRET_KEY_BASE": "abc",
+            "ADMIN_PASSWORD": "hunter2",
+            "API_KEY": "k",
+            "KEYCLOAK_URL": "https://id.example",  # KEY is a word segment only in API_KEY
+            "SMTP": {"AUTH_TOKEN": "t", "HOST": "mail"},
+        },
+        "CREDENTIALS": ["a", "b"],
+        "plain": ["x", {"db_password": "p"}],
+    }
+    assert manifest.redact(data) == {
+        "EXTRA_ENV": {
+            "SECRET_KEY_BASE": "***",
+            "ADMIN_PASSWORD": "***",
+            "API_KEY": "***",
+            "KEYCLOAK_URL": "https://id.example",
+            "SMTP": {"AUTH_TOKEN": "***", "HOST": "mail"},
+        },
+        "CREDENTIALS": "***",
+        "plain": ["x", {"db_password": "***"}],
+    }
+
+
+def test_manifest_is_built_from_the_loaded_meta(tmp_path: Path) -> None:
+    (tmp_path / "recipe_meta.py").write_text(
+        "EXTRA_ENV = {'DB_PASSWORD': 'x', 'SITE': 'demo'}\ndef READY_PROBE(ctx):\n    return True\n"
+    )
+    built = manifest.build(meta.load(tmp_path), environ={"CCCI_REF": "pull/3", "HOME": "/r"})
+    assert built["meta_non_default"]["EXTRA_ENV"] == {"DB_PASSWORD": "***", "SITE": "demo"}
+    assert built["meta_non_default"]["READY_PROBE"].startswith("hook READY_PROBE(ctx) at ")
+    assert built["hooks"] == ["READY_PROBE"]
+    assert built["env_overrides"] == {"CCCI_REF": "pull/3"}
+    text = manifest.render("demo", built)
+    assert text.splitlines()[0] == "cc-ci customization of demo:"
+    assert "EXTRA_ENV = {'DB_PASSWORD': '***', 'SITE': 'demo'}" in text
+    assert "'x'" not in text
