@@ -121,7 +121,10 @@ class Results:
     stamps: dict[str, dict[str, str]] = field(default_factory=dict)
     customization: dict[str, Any] = field(
         default_factory=lambda: {
-            "meta_non_default": {}, "hooks": [], "overlays": [], "custom_tests": [],
+            "meta_non_default": {},
+            "hooks": [],
+            "overlays": [],
+            "custom_tests": [],
             "env_overrides": {},
         }
     )

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
+from pathlib import Path
 
+import jsonschema
 import pytest
 
 from harness import janitor, teardown
 from tests.conftest import WEB_APP, Session, Workspace
 
 pytestmark = pytest.mark.e2e
+
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "docs" / "results.schema.json").read_text()
+)
 
 # Healthy only after 60 s: a run of it is caught mid-deploy, converging.
 SLOW_APP = WEB_APP.replace(
@@ -100,3 +107,67 @@ def test_live_runs_of_another_session_are_never_swept(workspace: Workspace) -> N
         live.send_signal(signal.SIGINT)
         live.communicate(timeout=120)
     assert teardown.leftovers(run_id) == {}
+
+
+# 1.0.0 writes data format 1; 1.1.0 starts at once on an empty volume but takes minutes to
+# migrate format-1 data: install passes quickly and the upgrade is caught in the middle.
+MIGRATING = """\
+version: "3.8"
+services:
+  app:
+    image: cc-ci/busybox:bookworm
+    command:
+      - sh
+      - -c
+      - |
+        [ -f /www/format ] || echo @FORMAT@ >/www/format
+        [ "$$(cat /www/format)" = @FORMAT@ ] || sleep 600
+        echo ok >/www/index.html
+        exec httpd -f -p 8080 -h /www
+    volumes: ["www:/www"]
+    networks: [proxy]
+    deploy:
+      labels:
+        - "traefik.enable=true"
+        - "traefik.http.services.${STACK_NAME}.loadbalancer.server.port=8080"
+        - "coop-cloud.${STACK_NAME}.version=@VERSION@"
+networks:
+  proxy:
+    external: true
+volumes:
+  www:
+"""
+
+
+def test_sigkill_mid_upgrade_leaves_valid_partial_results(workspace: Workspace) -> None:
+    workspace.recipe(
+        "migrating",
+        [
+            ("1.0.0+1", MIGRATING.replace("@FORMAT@", "1")),
+            ("1.1.0+1", MIGRATING.replace("@FORMAT@", "2")),
+        ],
+    )
+    inner = workspace.start("recipes/migrating")
+    session = Session(0, "", workspace.runs_dir)
+    deadline = time.monotonic() + 120
+    while True:  # until the upgrade tier is under way, past its base deploy
+        assert time.monotonic() < deadline, "the upgrade never started"
+        assert inner.poll() is None, inner.communicate()[0]
+        docs = session.results()
+        upgrade = docs[0]["tiers"].get("upgrade") if docs else None
+        if upgrade and len(list(workspace.runs_dir.glob("*/deploy-*u*-2.yml"))) == 1:
+            break
+        time.sleep(0.2)
+    inner.kill()
+    inner.communicate()
+    (doc,) = session.results()
+    try:
+        jsonschema.validate(doc, SCHEMA)
+        assert doc["tiers"]["install"]["status"] == "pass"
+        assert doc["tiers"]["upgrade"]["status"] == "unver"
+        assert doc["tiers"]["upgrade"]["reason"].startswith("interrupted")
+        assert doc["finished"] is None
+        assert doc["level"] == 1
+    finally:
+        teardown.remove_run(doc["run_id"])  # what the next session's janitor would do
+    assert teardown.leftovers(doc["run_id"]) == {}

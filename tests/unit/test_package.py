@@ -66,3 +66,30 @@ def test_cli_meta_reports_valid_and_invalid(
     err = capsys.readouterr().err
     assert err.startswith("cc-ci: error: ")
     assert "did you mean HEALTH_PATH?" in err
+
+
+def test_cli_lint_exit_code_follows_error_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = tmp_path / "r"
+    recipe.mkdir()
+    (recipe / "compose.yml").write_text("version: '3.8'\nservices:\n  web:\n    image: x:1.0\n")
+    assert cli.main(["lint", str(recipe)]) == 1  # no .env.sample, no app, no traefik
+    out = capsys.readouterr().out
+    assert "lint: fail (errors: R008, R009, R010, R016)" in out
+    assert cli.main(["lint", str(tmp_path / "none")]) == 1
+    assert "not a recipe checkout" in capsys.readouterr().err
+
+
+def test_cli_compare_refuses_what_it_cannot_compare(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.results import Results
+
+    for name, recipe in (("a-1", "alpha"), ("b-1", "beta")):
+        (tmp_path / name).mkdir()
+        Results(tmp_path / name / "results.json", recipe, "a1b2c3").save()
+    assert cli.main(["compare", str(tmp_path / "a-1"), str(tmp_path / "b-1")]) == 1
+    assert "runs of different recipes: alpha, beta" in capsys.readouterr().err
+    assert cli.main(["compare", str(tmp_path / "a-1")]) == 1
+    assert "no earlier run of alpha" in capsys.readouterr().err
