@@ -41,6 +41,16 @@ networks:
     external: true
 """
 
+# Healthy only after 60 s: a run of it is caught mid-deploy, converging.
+SLOW_APP = WEB_APP.replace(
+    "    networks: [proxy]\n",
+    "    networks: [proxy]\n"
+    "    healthcheck:\n"
+    '      test: ["CMD", "false"]\n'
+    "      interval: 60s\n"
+    "      start_period: 60s\n",
+)
+
 _OUTCOME = re.compile(r"^(\S+::\S+) (PASSED|FAILED|SKIPPED|XFAIL|XPASS|ERROR)\b", re.MULTILINE)
 
 
@@ -107,7 +117,8 @@ class Workspace:
         (recipe_dir / "recipe_meta.py").write_text(textwrap.dedent(meta))
         return recipe_dir
 
-    def argv(self, *args: str) -> list[str]:
+    def argv(self, *args: str, catalogue: str | None = None) -> list[str]:
+        """An inner cc-ci session on this workspace's catalogue (or ``catalogue``)."""
         return [
             sys.executable,
             "-m",
@@ -117,7 +128,7 @@ class Workspace:
             "-p",
             "no:cacheprovider",
             "--catalogue",
-            str(self.catalogue),
+            catalogue or str(self.catalogue),
             "--runs-dir",
             str(self.runs_dir),
             *args,

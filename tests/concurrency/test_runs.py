@@ -11,22 +11,12 @@ import jsonschema
 import pytest
 
 from harness import janitor, teardown
-from tests.conftest import WEB_APP, Session, Workspace
+from tests.conftest import SLOW_APP, WEB_APP, Session, Workspace
 
 pytestmark = pytest.mark.e2e
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "docs" / "results.schema.json").read_text()
-)
-
-# Healthy only after 60 s: a run of it is caught mid-deploy, converging.
-SLOW_APP = WEB_APP.replace(
-    "    networks: [proxy]\n",
-    "    networks: [proxy]\n"
-    "    healthcheck:\n"
-    '      test: ["CMD", "false"]\n'
-    "      interval: 60s\n"
-    "      start_period: 60s\n",
 )
 
 
@@ -63,13 +53,15 @@ def test_xdist_keeps_each_recipes_tiers_in_order_on_one_worker(workspace: Worksp
     session.assert_nothing_left()
 
 
-def test_sigterm_mid_deploy_leaves_nothing(workspace: Workspace) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_mid_deploy_leaves_nothing(workspace: Workspace, signum: int) -> None:
     workspace.recipe("slow", [("1.0.0+1", SLOW_APP)])
     inner = workspace.start("recipes/slow", "--tiers", "install")
     workspace.wait_deployed(inner)
-    inner.send_signal(signal.SIGTERM)
+    inner.send_signal(signum)
     output, _ = inner.communicate(timeout=120)
     assert inner.returncode == 2, output  # interrupted, through teardown
+    assert "KeyboardInterrupt" in output
     Session(inner.returncode, output, workspace.runs_dir).assert_nothing_left()
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from tests.conftest import Session
+from harness.catalogue import DEFAULT_CATALOGUE
+from tests.conftest import Session, Workspace
 
 pytestmark = pytest.mark.e2e
 
@@ -20,26 +20,15 @@ DEMOS = ("radicale", "kinto", "crashloop", "badupgrade")
 
 @pytest.fixture(scope="module")
 def demo_session(tmp_path_factory: pytest.TempPathFactory) -> Session:
-    runs_dir = tmp_path_factory.mktemp("runs")
+    workspace = Workspace(tmp_path_factory.mktemp("demo"))
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-v",
-            "-rA",
-            "-p",
-            "no:cacheprovider",
-            "--runs-dir",
-            str(runs_dir),
-            *(f"recipes/{d}" for d in DEMOS),
-        ],
+        workspace.argv(*(f"recipes/{d}" for d in DEMOS), catalogue=DEFAULT_CATALOGUE),
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=1200,
     )
-    return Session(done.returncode, done.stdout + done.stderr, runs_dir)
+    return Session(done.returncode, done.stdout + done.stderr, workspace.runs_dir)
 
 
 @pytest.mark.parametrize(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.conftest import WEB_APP, Session, Workspace
+from tests.conftest import WEB_APP, Workspace
 
 pytestmark = pytest.mark.e2e
 
@@ -81,26 +80,6 @@ def test_tier_ids_selection_and_unverifiable_upgrade(workspace: Workspace) -> No
     unknown = workspace.pytest("recipes/untagged", "--tiers", "instal")
     assert unknown.returncode == 4
     assert "--tiers: unknown tier(s) instal" in unknown.output
-
-
-def test_ctrl_c_mid_deploy_leaves_nothing(workspace: Workspace) -> None:
-    # The app never turns healthy within the test: the run is caught while converging.
-    slow = WEB_APP.replace(
-        "    networks: [proxy]\n",
-        "    networks: [proxy]\n"
-        "    healthcheck:\n"
-        '      test: ["CMD", "false"]\n'
-        "      interval: 60s\n"
-        "      start_period: 60s\n",
-    )
-    workspace.recipe("slow", [("1.0.0+1", slow)])
-    inner = workspace.start("recipes/slow", "--tiers", "install")
-    workspace.wait_deployed(inner)
-    inner.send_signal(signal.SIGINT)
-    output, _ = inner.communicate(timeout=120)
-    assert inner.returncode == 2, output  # interrupted
-    assert "KeyboardInterrupt" in output
-    Session(inner.returncode, output, workspace.runs_dir).assert_nothing_left()
 
 
 def test_cc_ci_run_on_a_repo_without_recipe_dir_uses_defaults(workspace: Workspace) -> None:
