@@ -34,6 +34,8 @@ class RecipeDir(pytest.Directory):
     """``recipes/<name>/``: the tiers of one recipe."""
 
     run: lifecycle.Run | None = None
+    custom_failures: list[str]
+    custom_skips: list[str]
 
     @property
     def recipe(self) -> str:
@@ -47,10 +49,14 @@ class RecipeDir(pytest.Directory):
         for tier in IMPLEMENTED:
             if tier in self.meta.TIERS:
                 yield TierItem.from_parent(self, name=tier, tier=tier)
+        if "custom" in self.meta.TIERS:
+            for path in meta.custom_test_files(self.path):
+                yield pytest.Module.from_parent(self, path=path)  # type: ignore[misc]
         yield TierItem.from_parent(self, name="lint", tier="lint")
 
     def setup(self) -> None:
         settings = self.config.stash[SETTINGS_KEY]
+        self.custom_failures, self.custom_skips = [], []
         _terminate_like_interrupt()
         self.run = lifecycle.Run(
             recipe=self.recipe,
@@ -109,8 +115,8 @@ class TierItem(pytest.Item):
         return self.parent
 
     def _later_tiers(self) -> list[str]:
-        selected = [i.name for i in self.session.items if i.parent is self.parent]
-        return selected[selected.index(self.name) + 1 :]
+        selected = [tier_of(i) for i in self.session.items if recipe_dir_of(i) is self.parent]
+        return selected[selected.index(self.tier) + 1 :]
 
     def runtest(self) -> None:
         recipe_dir = self.recipe_dir
@@ -182,10 +188,10 @@ class TierItem(pytest.Item):
                     raise LintFailure(f"lint errors: {', '.join(verdict['errors'])}")
                 return
             # Backup, restore and custom use the upgraded app, or the install app when no
-            # upgrade runs; an app no later tier needs goes as soon as its tier ends.
-            later = self._later_tiers()
-            users = {"backup", "restore", "custom"} & set(later)
-            keep = bool(users) and (self.tier == "upgrade" or "upgrade" not in later)
+            # upgrade happens (it may turn out impossible): install keeps its app for them
+            # and upgrade releases it once its own app takes over. An app no later tier
+            # needs goes as soon as its tier ends.
+            keep = bool({"backup", "restore", "custom"} & set(self._later_tiers()))
             if self.tier == "install":
                 lifecycle.install(run, keep=keep)
             else:
@@ -198,3 +204,53 @@ class TierItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.recipe_dir.recipe}::{self.tier}"
+
+
+def recipe_dir_of(item: pytest.Item) -> RecipeDir | None:
+    return item.getparent(RecipeDir)
+
+
+def tier_of(item: pytest.Item) -> str:
+    """The tier an item belongs to: its own, or ``custom`` for a recipe's custom test."""
+    return item.tier if isinstance(item, TierItem) else "custom"
+
+
+def record_custom(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Fold a custom test's outcome into the run's ``custom`` tier; on failure, attach the
+    app's service logs to the report."""
+    recipe_dir = recipe_dir_of(item)
+    if recipe_dir is None or isinstance(item, TierItem) or recipe_dir.run is None:
+        return
+    run = recipe_dir.run
+    results = run.results
+    if report.when == "setup" and "custom" not in run.outcomes:
+        run.outcomes["custom"] = "pass"
+        results.start_tier("custom")
+    if report.failed:
+        run.outcomes["custom"] = "fail"
+        recipe_dir.custom_failures.append(f"{item.name}: {report.when} failed")
+        if run.live_app is not None:
+            report.sections.append(("cc-ci: app logs", run.app_logs(run.live_app)))
+    elif report.skipped and report.when in ("setup", "call"):
+        recipe_dir.custom_skips.append(
+            str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else "skipped"
+        )
+    last = [
+        i for i in item.session.items if recipe_dir_of(i) is recipe_dir and tier_of(i) == "custom"
+    ][-1]
+    if item is last and report.when == "teardown":
+        if recipe_dir.custom_failures:
+            status, reason = "fail", "; ".join(recipe_dir.custom_failures)
+        elif recipe_dir.custom_skips and len(recipe_dir.custom_skips) >= _custom_count(item):
+            status, reason = "unver", recipe_dir.custom_skips[0]
+        else:
+            status, reason = "pass", ""
+        cls = "recipe" if status == "fail" else None
+        results.end_tier("custom", TierResult(status, reason, failure_class=cls))
+
+
+def _custom_count(item: pytest.Item) -> int:
+    recipe_dir = recipe_dir_of(item)
+    return sum(
+        1 for i in item.session.items if recipe_dir_of(i) is recipe_dir and tier_of(i) == "custom"
+    )

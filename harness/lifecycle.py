@@ -96,7 +96,8 @@ class Run:
         self.outcomes: dict[str, str] = {}  # tier -> pass|fail|skip|unver
         self._mirror: Path | None = None
         self.candidate: Checkout | None = None
-        self.manifest = manifest.build(self.meta)
+        self.manifest = manifest.build(self.meta, self.recipe_dir)
+        self.live_app: App | None = None  # the app later tiers (custom, …) run against
         self.results = Results(
             path=self.dir / "results.json",
             recipe=self.recipe,
@@ -284,10 +285,24 @@ class Run:
 
     # -- teardown ---------------------------------------------------------------------
 
+    def app_logs(self, app: App, lines: int = 30) -> str:
+        """The last log lines of every service of ``app`` (evidence for a failing test)."""
+        from harness import engine
+        from harness.converge import service_logs
+
+        services = engine.client().services.list(
+            filters={"label": f"com.docker.stack.namespace={app.name}"}
+        )
+        return "\n".join(
+            f"--- {s.attrs['Spec']['Name']}\n{service_logs(s, lines)}" for s in services
+        )
+
     def release_app(self, app: App) -> None:
         """Remove an app no later tier needs (its volumes and secrets go at close)."""
         teardown.remove_stack(app.name)
         self.apps.pop(app.name, None)
+        if self.live_app is app:
+            self.live_app = None
 
     def close(self) -> list[str]:
         """Remove everything of the run and assert that nothing is left."""
@@ -359,7 +374,9 @@ def install(run: Run, keep: bool) -> App:
     candidate = run.fetch()
     app = run.new_app("install", candidate.sha)
     run.deploy(app, "install", release=_release_at(app.tree))
-    if not keep:
+    if keep:
+        run.live_app = app
+    else:
         run.release_app(app)
     return app
 
@@ -411,6 +428,10 @@ def upgrade(run: Run, keep: bool) -> App:
         run.deploy(app, "upgrade", release=None, upgrade=True)
         last = app
     assert last is not None
-    if not keep:
+    if run.live_app is not None:
+        run.release_app(run.live_app)  # the upgraded app carries on from here
+    if keep:
+        run.live_app = last
+    else:
         run.release_app(last)
     return last

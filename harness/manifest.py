@@ -12,7 +12,10 @@ import inspect
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+from harness.meta import custom_test_files
 
 __all__ = ["build", "redact", "render"]
 
@@ -41,16 +44,20 @@ def redact(value: Any, name: str = "") -> Any:
     return value
 
 
-def build(meta: Any, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+def build(meta: Any, recipe_dir: Path, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     customized = meta.non_default()
     built: dict[str, Any] = redact(
         {
             "meta_non_default": customized,
             "hooks": sorted(name for name, value in customized.items() if callable(value)),
-            # compose.ccci.yml overlays and custom tests are not applied by this harness yet:
-            # the manifest lists what the run executes, so these stay empty until they are.
+            # compose.ccci.yml overlays are not applied by this harness yet: the manifest
+            # lists what the run executes, so this stays empty until they are.
             "overlays": [],
-            "custom_tests": [],
+            "custom_tests": [
+                str(f.relative_to(recipe_dir))
+                for f in custom_test_files(recipe_dir)
+                if "custom" in meta.TIERS
+            ],
             "env_overrides": {k: v for k, v in sorted(environ.items()) if k.startswith("CCCI_")},
         }
     )

@@ -35,6 +35,7 @@ __all__ = [
     "MetaWarning",
     "RecipeMeta",
     "check_hook_signature",
+    "custom_test_files",
     "load",
     "render_key_table",
 ]
@@ -197,6 +198,14 @@ RecipeMeta = dataclasses.make_dataclass(
 
 
 # -- loading ------------------------------------------------------------------------------
+
+CUSTOM_TEST_DIRS = ("functional", "playwright")
+
+
+def custom_test_files(recipe_dir: Path) -> list[Path]:
+    """The recipe dir's custom tests: ``test_*.py`` directly in functional/ and playwright/
+    (not recursive; a test_*.py at the top of the recipe dir is not one)."""
+    return [f for d in CUSTOM_TEST_DIRS for f in sorted((recipe_dir / d).glob("test_*.py"))]
 
 
 def load(recipe_dir: Path | str) -> Any:

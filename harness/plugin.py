@@ -7,6 +7,7 @@ recipe dir (a directory holding recipe_meta.py) is collected.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: deploys real stacks on the local swarm (slow)")
     config.stash[settings.SETTINGS_KEY] = settings.resolve(config)
+    if not config.pluginmanager.has_plugin("harness.fixtures"):
+        config.pluginmanager.import_plugin("harness.fixtures")
     if not any(isinstance(p, RunDirs) for p in config.pluginmanager.get_plugins()):
         config.pluginmanager.register(RunDirs(), "cc-ci-run-dirs")
 
@@ -104,13 +107,24 @@ def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Col
     return RecipeDir.from_parent(parent, path=path)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    collect = sys.modules.get("harness.collect")  # loaded once a recipe dir was collected
+    if collect is not None:
+        collect.record_custom(item, report)
+    return report
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    from harness.collect import TierItem  # cheap: collection already imported it, if used
+    from harness.collect import recipe_dir_of, tier_of  # cheap: collection imported it
     from harness.meta import TIERS
 
     tiers = config.stash[settings.SETTINGS_KEY].tiers
     deselected = [
-        i for i in items if isinstance(i, TierItem) and i.tier in TIERS and i.tier not in tiers
+        i
+        for i in items
+        if recipe_dir_of(i) is not None and tier_of(i) in TIERS and tier_of(i) not in tiers
     ]
     if deselected:
         config.hook.pytest_deselected(items=deselected)

@@ -121,3 +121,30 @@ def test_crash_after_converging_is_a_crash_loop_not_a_probe_timeout(workspace: W
     assert "late: lost the database connection" in session.output
     assert "health: GET" not in session.output
     session.assert_nothing_left()
+
+
+def test_custom_tests_run_against_the_live_app_and_failures_carry_its_logs(
+    workspace: Workspace,
+) -> None:
+    recipe_dir = workspace.recipe("custom", [("1.0.0+1", WEB_APP)])
+    (recipe_dir / "functional").mkdir()
+    (recipe_dir / "functional" / "test_app.py").write_text(
+        "def test_serves_ok(app, meta):\n"
+        "    assert app.get('/').text == 'ok\\n'\n"
+        "    assert meta.HEALTH_PATH == '/'\n"
+        "\n"
+        "def test_fails_on_purpose(app):\n"
+        "    assert app.get('/missing').status_code == 200\n"
+    )
+    (recipe_dir / "test_top_level.py").write_text("def test_never_collected(): pass\n")
+    session = workspace.pytest("recipes/custom")
+    outcomes = session.outcomes
+    assert outcomes["recipes/custom/functional/test_app.py::test_serves_ok"] == "PASSED"
+    assert outcomes["recipes/custom/functional/test_app.py::test_fails_on_purpose"] == "FAILED"
+    assert not any("test_top_level" in nodeid for nodeid in outcomes)
+    assert "cc-ci: app logs" in session.output
+    (doc,) = session.results()
+    assert doc["rungs"]["custom"]["status"] == "fail"
+    assert "test_fails_on_purpose" in doc["rungs"]["custom"]["reason"]
+    assert doc["customization"]["custom_tests"] == ["functional/test_app.py"]
+    session.assert_nothing_left()

@@ -36,7 +36,19 @@ def test_manifest_is_built_from_the_loaded_meta(tmp_path: Path) -> None:
     (tmp_path / "recipe_meta.py").write_text(
         "EXTRA_ENV = {'DB_PASSWORD': 'x', 'SITE': 'demo'}\ndef READY_PROBE(ctx):\n    return True\n"
     )
-    built = manifest.build(meta.load(tmp_path), environ={"CCCI_REF": "pull/3", "HOME": "/r"})
+    for test in (
+        "functional/test_api.py",
+        "playwright/test_ui.py",
+        "test_top_level.py",
+        "functional/deeper/test_nested.py",
+    ):
+        (tmp_path / test).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / test).write_text("def test_x(): pass\n")
+    built = manifest.build(
+        meta.load(tmp_path), tmp_path, environ={"CCCI_REF": "pull/3", "HOME": "/r"}
+    )
+    # Discovery is not recursive, and a top-level test_*.py is no custom test.
+    assert built["custom_tests"] == ["functional/test_api.py", "playwright/test_ui.py"]
     assert built["meta_non_default"]["EXTRA_ENV"] == {"DB_PASSWORD": "***", "SITE": "demo"}
     assert built["meta_non_default"]["READY_PROBE"].startswith("hook READY_PROBE(ctx) at ")
     assert built["hooks"] == ["READY_PROBE"]

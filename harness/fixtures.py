@@ -1,0 +1,100 @@
+"""Fixtures for a recipe's custom tests (recipes/<name>/functional/, playwright/).
+
+``app`` is the live app as a ``HookCtx`` (domain, base URL, HTTP with the Host header, exec
+and logs per service); ``meta`` the loaded RecipeMeta; ``deps`` the provisioned
+dependencies; ``op_state`` the JSON named by CCCI_OP_STATE_FILE; ``page`` a playwright
+page of the system chromium, already on the app. The browser chain is layered like
+playwright-pytest's: one browser per session, a fresh context and page per test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OP_STATE_ENV = "CCCI_OP_STATE_FILE"
+
+
+@pytest.fixture
+def _ccci_run(request: pytest.FixtureRequest) -> Any:
+    from harness.collect import RecipeDir
+
+    recipe_dir = request.node.getparent(RecipeDir)
+    if recipe_dir is None or recipe_dir.run is None:
+        pytest.skip("cc-ci fixtures serve the custom tests of a recipe dir")
+    return recipe_dir.run
+
+
+@pytest.fixture
+def meta(_ccci_run: Any) -> Any:
+    return _ccci_run.meta
+
+
+@pytest.fixture
+def app(_ccci_run: Any) -> Any:
+    live = _ccci_run.live_app
+    if live is None:
+        ran = ", ".join(f"{t} {o}" for t, o in _ccci_run.outcomes.items()) or "nothing"
+        pytest.skip(f"no live app to test (install/upgrade: {ran})")
+    return _ccci_run.ctx(live, "custom")
+
+
+@pytest.fixture
+def deps() -> Any:
+    from harness.hooks import load_deps
+
+    return load_deps()
+
+
+@pytest.fixture
+def op_state() -> Any:
+    path = os.environ.get(OP_STATE_ENV)
+    if not path:
+        pytest.skip(f"{OP_STATE_ENV} is not set")
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        pytest.skip(f"{OP_STATE_ENV}={path} does not exist")
+    except (OSError, ValueError) as exc:
+        pytest.skip(f"{OP_STATE_ENV}={path} is not readable JSON: {exc}")
+
+
+@pytest.fixture(scope="session")
+def _ccci_browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def browser_url(ctx: Any) -> str:
+    """Where a browser reaches the app by its domain: *.localhost resolves to loopback."""
+    connect = urlsplit(ctx.base_url)
+    if connect.hostname == "127.0.0.1":
+        return f"http://{ctx.domain}:{connect.port}"
+    return str(ctx.base_url)
+
+
+@pytest.fixture
+def page(_ccci_browser: Any, app: Any) -> Iterator[Any]:
+    context = _ccci_browser.new_context(base_url=browser_url(app))
+    page = context.new_page()
+    page.goto("/")
+    yield page
+    context.close()
