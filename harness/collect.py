@@ -27,7 +27,7 @@ from harness.settings import SETTINGS_KEY
 log = logging.getLogger(__name__)
 
 # Tiers this harness implements, in lifecycle order; lint follows them as its own item.
-IMPLEMENTED = ("install", "upgrade")
+IMPLEMENTED = ("install", "upgrade", "backup", "restore")
 
 
 class RecipeDir(pytest.Directory):
@@ -194,8 +194,12 @@ class TierItem(pytest.Item):
             keep = bool({"backup", "restore", "custom"} & set(self._later_tiers()))
             if self.tier == "install":
                 lifecycle.install(run, keep=keep)
-            else:
+            elif self.tier == "upgrade":
                 lifecycle.upgrade(run, keep=keep)
+            elif self.tier == "backup":
+                lifecycle.backup_tier(run)
+            else:
+                lifecycle.restore_tier(run)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CcciError):

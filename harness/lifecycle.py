@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from harness import catalogue, deploy, janitor, manifest, teardown
+from harness import backup, catalogue, deploy, janitor, manifest, teardown
 from harness.appenv import app_env
 from harness.catalogue import Checkout
 from harness.converge import Converged, assert_not_failing, wait_converged
@@ -65,6 +65,8 @@ class App:
     deploys: int = 0
     plan: Plan | None = None
     env: dict[str, str] = field(default_factory=dict)
+    marker: str | None = None  # the data marker last seeded
+    marked: list[str] = field(default_factory=list)  # where it was written
     stamps: dict[str, str] = field(default_factory=dict)  # labels observed after deploy
 
     @property
@@ -98,6 +100,7 @@ class Run:
         self.candidate: Checkout | None = None
         self.manifest = manifest.build(self.meta, self.recipe_dir)
         self.live_app: App | None = None  # the app later tiers (custom, …) run against
+        self.backups: list[tuple[backup.Selection, backup.Archive]] = []
         self.results = Results(
             path=self.dir / "results.json",
             recipe=self.recipe,
@@ -424,8 +427,10 @@ def upgrade(run: Run, keep: bool) -> App:
             run.deploy(app, "upgrade", release=base if _release_at(app.tree) == base else None)
         except Exception as exc:
             raise Unverifiable(f"base release {base} does not install: {exc}") from exc
+        seed(run, app, "upgrade")
         app.tree = app.tree.switch(candidate.sha)
         run.deploy(app, "upgrade", release=None, upgrade=True)
+        verify(run, app, "upgrade")
         last = app
     assert last is not None
     if run.live_app is not None:
@@ -435,3 +440,134 @@ def upgrade(run: Run, keep: bool) -> App:
     else:
         run.release_app(last)
     return last
+
+
+# -- data: seed, verify, backup, restore ----------------------------------------------------
+
+
+def seed(run: Run, app: App, op: str) -> None:
+    """Put data in the app that must survive what comes next: a marker in every data
+    directory (generic), and the recipe's own data (SEED_DATA)."""
+    assert app.plan is not None
+    app.marker = f"{run.id}:{op}"
+    app.marked = backup.write_marker(app.plan, run.id, app.marker)
+    if run.meta.SEED_DATA is not None:
+        try:
+            run.meta.SEED_DATA(run.ctx(app, op))
+        except Exception as exc:
+            raise backup.BackupError(f"SEED_DATA before {op}: {type(exc).__name__}: {exc}") from exc
+    log.info("%s: seeded data (%s) in %s", app.name, op, ", ".join(app.marked) or "no volume")
+
+
+def verify(run: Run, app: App, op: str, expected: str | None = None) -> None:
+    """The seeded data is there: every marker reads ``expected`` and VERIFY_DATA passes."""
+    assert app.plan is not None
+    expected = expected or app.marker
+    if app.marked:
+        found = backup.read_markers(app.plan, run.id, app.marked)
+        wrong = {
+            loc: found.get(loc) or "(missing)" for loc in app.marked if found.get(loc) != expected
+        }
+        if wrong:
+            raise backup.BackupError(
+                f"after {op}, data is not what was seeded ({expected}): "
+                + ", ".join(f"{loc}: {text}" for loc, text in wrong.items())
+            )
+    if run.meta.VERIFY_DATA is not None:
+        try:
+            verdict = run.meta.VERIFY_DATA(run.ctx(app, op))
+        except Exception as exc:
+            raise backup.BackupError(
+                f"VERIFY_DATA after {op}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if verdict is False:
+            raise backup.BackupError(f"VERIFY_DATA after {op} returned False")
+
+
+def _exec_hook(run: Run, app: App, service: str, hook: str, op: str) -> None:
+    run.ctx(app, op).exec(service, ["sh", "-c", hook])
+
+
+def backup_tier(run: Run) -> None:
+    """Seed, back up as backup-bot would, check the archive is usable (BACKUP_VERIFY)."""
+    app = run.live_app
+    if app is None or app.plan is None:
+        raise Unverifiable("no live app to back up")
+    chosen = backup.selections(app.plan)
+    capable = run.meta.BACKUP_CAPABLE if run.meta.BACKUP_CAPABLE is not None else bool(chosen)
+    if not capable:
+        declared = "backup_restore" in run.meta.EXPECTED_NA
+        raise Unverifiable(
+            "not backup-capable: no service has backupbot.backup=true", structural=declared
+        )
+    if not chosen:
+        raise PlanError("BACKUP_CAPABLE is True, but no service has backupbot.backup=true")
+    seed(run, app, "backup")
+    for attempt in (1, 2, 3):
+        run.backups = []
+        for sel in chosen:
+            if hook := sel.hooks.get("backup.pre-hook"):
+                _exec_hook(run, app, sel.service, hook, "backup")
+            found = backup.archive(app.plan, run.id, sel, run.dir / f"backup-{sel.service}.tar.gz")
+            if hook := sel.hooks.get("backup.post-hook"):
+                _exec_hook(run, app, sel.service, hook, "backup")
+            backup.check_usable(found, sel)
+            run.backups.append((sel, found))
+            run.results.artifacts[f"backup:{sel.service}"] = found.path.name
+            log.info(
+                "%s: backup of %s: %s, %d bytes, sha256 %s",
+                app.name,
+                sel.service,
+                found.path.name,
+                found.size,
+                found.sha256,
+            )
+        if run.meta.BACKUP_VERIFY is None:
+            return
+        try:
+            verdict = run.meta.BACKUP_VERIFY(run.ctx(app, "backup"))
+        except Exception as exc:
+            verdict, why = False, f"{type(exc).__name__}: {exc}"
+        else:
+            why = "returned False"
+        if verdict is not False:
+            return
+        log.warning("%s: BACKUP_VERIFY %s (capture %d of 3)", app.name, why, attempt)
+    raise backup.BackupError(f"BACKUP_VERIFY rejected 3 captures: {why}")
+
+
+def _restore_into(run: Run, app: App, op: str) -> None:
+    assert app.plan is not None
+    from harness import engine
+
+    for sel, found in run.backups:
+        if hook := sel.hooks.get("restore.pre-hook"):
+            _exec_hook(run, app, sel.service, hook, op)
+        backup.restore(app.plan, run.id, sel, found)
+    started = datetime.now(UTC)
+    for service in engine.client().services.list(
+        filters={"label": f"com.docker.stack.namespace={app.name}"}
+    ):
+        service.force_update()
+    wait_converged(app.name, run.bounded(run._timeout(app.plan, app.env)), started)
+    for sel, _ in run.backups:
+        if hook := sel.hooks.get("restore.post-hook"):
+            _exec_hook(run, app, sel.service, hook, op)
+
+
+def restore_tier(run: Run) -> None:
+    """Change the data, restore the backup, prove the backed-up state is back; then the
+    disaster-recovery case: the same archive into a fresh app of the candidate."""
+    app = run.live_app
+    if app is None or not run.backups:
+        raise Unverifiable("no backup to restore (the backup tier did not pass)")
+    backed_up = app.marker
+    backup.write_marker(app.plan, run.id, f"{run.id}:changed-after-backup")  # type: ignore[arg-type]
+    _restore_into(run, app, "restore")
+    verify(run, app, "restore", expected=backed_up)
+    fresh = run.new_app("restore", run.fetch().sha)
+    run.deploy(fresh, "restore", release=_release_at(fresh.tree))
+    fresh.marked = app.marked
+    _restore_into(run, fresh, "restore")
+    verify(run, fresh, "restore into a fresh app", expected=backed_up)
+    run.release_app(fresh)

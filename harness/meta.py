@@ -136,6 +136,20 @@ KEYS: tuple[Key, ...] = (
         hook_params=("ctx",),
     ),
     Key(
+        "SEED_DATA",
+        None,
+        None,
+        "Create real application data before the upgrade and the backup.",
+        hook_params=("ctx",),
+    ),
+    Key(
+        "VERIFY_DATA",
+        None,
+        None,
+        "Check the seeded data after the upgrade and the restore; raise or return False.",
+        hook_params=("ctx",),
+    ),
+    Key(
         "SCREENSHOT",
         None,
         None,

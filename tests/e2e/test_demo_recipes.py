@@ -15,7 +15,7 @@ from tests.conftest import Session, Workspace
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMOS = ("radicale", "kinto", "crashloop", "badupgrade")
+DEMOS = ("radicale", "kinto", "crashloop", "badupgrade", "badbackup")
 
 
 @pytest.fixture(scope="module")
@@ -32,20 +32,23 @@ def demo_session(tmp_path_factory: pytest.TempPathFactory) -> Session:
 
 
 @pytest.mark.parametrize(
-    ("recipe", "install", "upgrade"),
+    ("recipe", "tiers"),
     [
-        ("radicale", "PASSED", "PASSED"),  # PyPI 3.1.9 -> 3.2.3, config v1 -> v2
-        ("kinto", "PASSED", "PASSED"),  # kinto 25 -> 26 on PostgreSQL, schema migrated
-        ("crashloop", "XFAIL", "SKIPPED"),  # designed to fail at install
-        ("badupgrade", "PASSED", "XFAIL"),  # designed to fail at upgrade
+        # PyPI 3.1.9 -> 3.2.3, config v1 -> v2; collections backed up as files
+        ("radicale", ("PASSED", "PASSED", "PASSED", "PASSED")),
+        # kinto 26.4 -> 26.5 on PostgreSQL; pg_dump by pre-hook, reloaded by post-hook
+        ("kinto", ("PASSED", "PASSED", "PASSED", "PASSED")),
+        ("crashloop", ("XFAIL", "SKIPPED", "SKIPPED", "SKIPPED")),  # designed: install
+        ("badupgrade", ("PASSED", "XFAIL", "SKIPPED", "SKIPPED")),  # designed: upgrade
+        ("badbackup", ("PASSED", "SKIPPED", "XFAIL", "SKIPPED")),  # designed: backup
     ],
 )
 def test_each_demo_reaches_its_designed_outcome(
-    demo_session: Session, recipe: str, install: str, upgrade: str
+    demo_session: Session, recipe: str, tiers: tuple[str, ...]
 ) -> None:
     outcomes = demo_session.outcomes
-    assert outcomes.get(f"recipes/{recipe}::install") == install, demo_session.output
-    assert outcomes.get(f"recipes/{recipe}::upgrade") == upgrade, demo_session.output
+    for tier, expected in zip(("install", "upgrade", "backup", "restore"), tiers, strict=True):
+        assert outcomes.get(f"recipes/{recipe}::{tier}") == expected, (tier, demo_session.output)
 
 
 def test_the_session_is_green_because_canaries_failed_as_designed(demo_session: Session) -> None:
@@ -58,6 +61,7 @@ def test_canary_failures_carry_the_service_log_line(demo_session: Session) -> No
     assert "crashloop: cannot open /etc/crashloop/settings.ini: No such file or directory" in out
     assert "update rollback_" in out
     assert "badupgrade: data format 1 is not supported (expected 2): refusing to start" in out
+    assert "captured only empty files at data/dump.sql: data/dump.sql (0 bytes)" in out
 
 
 def test_every_demo_run_left_nothing(demo_session: Session) -> None:
@@ -69,7 +73,8 @@ SCHEMA = json.loads((ROOT / "docs" / "results.schema.json").read_text())
 
 
 @pytest.mark.parametrize(
-    ("recipe", "level"), [("radicale", 2), ("kinto", 2), ("crashloop", 0), ("badupgrade", 1)]
+    ("recipe", "level"),
+    [("radicale", 5), ("kinto", 5), ("crashloop", 0), ("badupgrade", 1), ("badbackup", 1)],
 )
 def test_results_json_validates_and_says_how_far_each_got(
     demo_session: Session, recipe: str, level: int
@@ -97,4 +102,4 @@ def test_results_json_validates_and_says_how_far_each_got(
 def test_summary_table_and_manifest_are_printed(demo_session: Session) -> None:
     assert "cc-ci summary (level/expected; ! = below expected)" in demo_session.output
     assert "cc-ci customization of kinto:" in demo_session.output
-    assert "hooks: READY_PROBE" in demo_session.output
+    assert "hooks: READY_PROBE, SEED_DATA, VERIFY_DATA" in demo_session.output

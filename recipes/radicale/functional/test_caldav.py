@@ -22,15 +22,25 @@ def password(app):
 def test_an_event_put_is_read_back(app):
     auth = ("admin", password(app))
     calendar = f"/admin/{uuid.uuid4().hex[:8]}/"
-    made = app.request("MKCOL", calendar, auth=auth, content=(
-        '<?xml version="1.0"?><D:mkcol xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
-        "<D:set><D:prop><D:resourcetype><D:collection/><C:calendar/></D:resourcetype>"
-        "</D:prop></D:set></D:mkcol>"
-    ))
+    made = app.request(
+        "MKCOL",
+        calendar,
+        auth=auth,
+        content=(
+            '<?xml version="1.0"?><D:mkcol xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+            "<D:set><D:prop><D:resourcetype><D:collection/><C:calendar/></D:resourcetype>"
+            "</D:prop></D:set></D:mkcol>"
+        ),
+    )
     assert made.status_code == 201, made.text
     uid = uuid.uuid4().hex
-    put = app.request("PUT", f"{calendar}{uid}.ics", auth=auth, content=EVENT.format(uid=uid),
-                      headers={"Content-Type": "text/calendar"})
+    put = app.request(
+        "PUT",
+        f"{calendar}{uid}.ics",
+        auth=auth,
+        content=EVENT.format(uid=uid),
+        headers={"Content-Type": "text/calendar"},
+    )
     assert put.status_code == 201, put.text
     got = app.get(f"{calendar}{uid}.ics", auth=auth)
     assert got.status_code == 200

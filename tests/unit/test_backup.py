@@ -1,0 +1,81 @@
+"""Reading backup-bot's labels: which volumes and paths a backup takes, and its hooks."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.backup import Selection, selections
+from harness.errors import PlanError
+from harness.plan import Plan
+
+
+def plan_with(labels: dict[str, str], mounts: dict[str, str]) -> Plan:
+    service = {"volumes": [{"type": "volume", "source": k, "target": t} for k, t in mounts.items()]}
+    return Plan(
+        recipe="r",
+        stack="s",
+        domain="d",
+        compose_files=("compose.yml",),
+        config={"services": {"app": service}, "volumes": {k: {} for k in mounts}},
+        images={"app": "x"},
+        secrets=(),
+        configs={},
+        volumes=tuple(mounts),
+        web=None,
+        backup={"app": labels},
+        version_label=None,
+        timeout=None,
+    )
+
+
+MOUNTS = {"data": "/var/lib/app", "cache": "/cache", "db": "/var/lib/postgresql/data"}
+
+
+@pytest.mark.parametrize(
+    ("labels", "volumes"),
+    [
+        ({"backupbot.backup": "true"}, {"data": ("",), "cache": ("",), "db": ("",)}),
+        (
+            {"backupbot.backup": "true", "backupbot.backup.volumes.cache": "false"},
+            {"data": ("",), "db": ("",)},
+        ),
+        (
+            {"backupbot.backup": "true", "backupbot.backup.volumes.db.path": "backup.sql, /dumps/"},
+            {"data": ("",), "cache": ("",), "db": ("backup.sql", "dumps")},
+        ),
+        # the legacy label names paths inside the container; they map to their volume
+        (
+            {"backupbot.backup": "true", "backupbot.backup.path": "/var/lib/app/uploads,/cache"},
+            {"data": ("uploads",), "cache": ("",)},
+        ),
+    ],
+)
+def test_volumes_and_paths_selected(
+    labels: dict[str, str], volumes: dict[str, tuple[str, ...]]
+) -> None:
+    (selected,) = selections(plan_with(labels, MOUNTS))
+    assert selected.volumes == volumes
+
+
+def test_hooks_and_disabled_backups() -> None:
+    labels = {
+        "backupbot.backup": "true",
+        "backupbot.backup.pre-hook": "/pg_backup.sh backup",
+        "backupbot.restore.post-hook": "/pg_backup.sh restore",
+    }
+    (selected,) = selections(plan_with(labels, MOUNTS))
+    assert selected == Selection(
+        "app",
+        dict.fromkeys(MOUNTS, ("",)),
+        {
+            "backup.pre-hook": "/pg_backup.sh backup",
+            "restore.post-hook": "/pg_backup.sh restore",
+        },
+    )
+    assert selections(plan_with({"backupbot.backup": "false"}, MOUNTS)) == []
+
+
+def test_legacy_path_outside_every_volume_is_named() -> None:
+    labels = {"backupbot.backup": "true", "backupbot.backup.path": "/etc/app"}
+    with pytest.raises(PlanError, match=r"backupbot.backup.path /etc/app of app is on no volume"):
+        selections(plan_with(labels, MOUNTS))
