@@ -44,6 +44,7 @@ class RecipeDir(pytest.Directory):
     def collect(self) -> Iterator[pytest.Item]:
         try:
             self.meta = meta.load(self.path)
+            self.ops = meta.load_ops(self.path)
         except MetaError as exc:
             raise self.CollectError(str(exc)) from None
         for tier in IMPLEMENTED:
@@ -66,6 +67,7 @@ class RecipeDir(pytest.Directory):
             ref=settings.ref,
             runs_root=settings.runs_dir,
             deadline=settings.run_deadline,
+            ops=self.ops,
         )
         # One block at the start of the run, past output capture (as pytest's live logs do).
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")

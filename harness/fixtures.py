@@ -50,6 +50,9 @@ def app(_ccci_run: Any) -> Any:
     if live is None:
         ran = ", ".join(f"{t} {o}" for t, o in _ccci_run.outcomes.items()) or "nothing"
         pytest.skip(f"no live app to test (install/upgrade: {ran})")
+    if not _ccci_run.custom_started:  # ops.py's pre_custom, once, before the first test
+        _ccci_run.custom_started = True
+        _ccci_run.call_pre("custom", live)
     return _ccci_run.ctx(live, "custom")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from harness.errors import InfraError, ProbeError
 __all__ = ["ExecResult", "HookCtx", "load_deps"]
 
 DEPS_FILE_ENV = "CCCI_DEPS_FILE"
+EXEC_WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -77,15 +79,21 @@ class HookCtx:
         chunks = svc.logs(stdout=True, stderr=True, tail=tail)
         return b"".join(chunks).decode(errors="replace")
 
-    def _container(self, service: str) -> Any:
+    def _container(self, service: str, wait: float = EXEC_WAIT) -> Any:
+        """The service's running container, waited for: a hook such as pre_install runs
+        right after the deploy, before the service has converged."""
         # Local platform only: the task containers of a one-node swarm live on this engine.
         name = f"{self.app}_{service}"
-        running = engine.client().containers.list(
-            filters={"label": f"com.docker.swarm.service.name={name}", "status": "running"}
-        )
-        if not running:
-            raise ProbeError(f"{name}: no running container to exec in")
-        return running[0]
+        deadline = time.monotonic() + wait
+        while True:
+            running = engine.client().containers.list(
+                filters={"label": f"com.docker.swarm.service.name={name}", "status": "running"}
+            )
+            if running:
+                return running[0]
+            if time.monotonic() >= deadline:
+                raise ProbeError(f"{name}: no running container to exec in after {wait:.0f}s")
+            time.sleep(0.2)
 
 
 def load_deps(environ: Mapping[str, str] = os.environ) -> Mapping[str, Any]:

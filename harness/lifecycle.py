@@ -12,8 +12,12 @@ an existing user gets). An app no later tier needs is removed as soon as its tie
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
+import subprocess
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,10 +28,19 @@ from typing import Any
 import httpx
 
 from harness import backup, catalogue, deploy, janitor, manifest, teardown
+from harness import meta as meta_files
 from harness.appenv import app_env
 from harness.catalogue import Checkout
 from harness.converge import Converged, assert_not_failing, wait_converged
-from harness.errors import CatalogueError, ConvergeError, PlanError, ProbeError, StampError
+from harness.errors import (
+    CatalogueError,
+    CcciError,
+    ConvergeError,
+    MetaError,
+    PlanError,
+    ProbeError,
+    StampError,
+)
 from harness.hooks import HookCtx, load_deps
 from harness.lint import lint as lint_recipe
 from harness.lint import render_table
@@ -84,6 +97,7 @@ class Run:
     runs_root: Path
     platform: Platform = field(default_factory=detect)
     deadline: float = 3600.0  # seconds the whole run may take, every wait included
+    ops: dict[str, Callable[..., Any]] = field(default_factory=dict)  # ops.py pre_<tier> hooks
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
 
     def __post_init__(self) -> None:
@@ -98,9 +112,10 @@ class Run:
         self.outcomes: dict[str, str] = {}  # tier -> pass|fail|skip|unver
         self._mirror: Path | None = None
         self.candidate: Checkout | None = None
-        self.manifest = manifest.build(self.meta, self.recipe_dir)
+        self.manifest = manifest.build(self.meta, self.recipe_dir, self.ops)
         self.live_app: App | None = None  # the app later tiers (custom, …) run against
         self.backups: list[tuple[backup.Selection, backup.Archive]] = []
+        self.custom_started = False
         self.results = Results(
             path=self.dir / "results.json",
             recipe=self.recipe,
@@ -183,6 +198,14 @@ class Run:
         if upgrade:
             extra.update(self._extra_env(app, op, self.meta.UPGRADE_EXTRA_ENV))
         app.env, sample = app_env(self.recipe, app.tree.path, app.domain, app.name, extra)
+        steps = self.recipe_dir / meta_files.INSTALL_STEPS
+        if steps.is_file():
+            self._install_steps(steps, app)
+        overlay = self.recipe_dir / meta_files.OVERLAY
+        if overlay.is_file():  # the harness's copy; the checkout now differs from any tag
+            shutil.copyfile(overlay, app.tree.path / meta_files.OVERLAY)
+            app.env["COMPOSE_FILE"] += f":{meta_files.OVERLAY}"
+            release = None
         with self.tracer.span("plan", app=app.name, sha=app.tree.sha):
             plan = app.plan = make_plan(self.recipe, app.tree.path, app.env, sample)
         for warning in plan.warnings:
@@ -201,6 +224,8 @@ class Run:
             deploy.ensure_images(plan.images, pull=self.platform.name != "local")
             started = datetime.now(UTC)
             deploy.stack_deploy(app.name, config, deploy_file)
+        if op == "install" or upgrade:
+            self.call_pre(op, app)
         timeout = self.bounded(self._timeout(plan, app.env))
         with self.tracer.span("converge", app=app.name, timeout=timeout) as span:
             converged = wait_converged(app.name, timeout, started)
@@ -211,6 +236,46 @@ class Run:
         self.results.stamps[app.name] = app.stamps
         with self.tracer.span("probe", app=app.name, health=self.meta.HEALTH_PATH):
             self.probe(app, op, converged, since=started)
+
+    def call_pre(self, op: str, app: App) -> None:
+        """ops.py's ``pre_<op>(ctx)``, if the recipe dir has one; what it raises fails the
+        tier, named by the hook's file and line."""
+        hook = self.ops.get(f"pre_{op}")
+        if hook is None:
+            return
+        with self.tracer.span(f"pre_{op}"):
+            try:
+                hook(self.ctx(app, op))
+            except CcciError:
+                raise
+            except Exception as exc:
+                where = hook.__code__.co_filename
+                line = next(
+                    (
+                        f.lineno
+                        for f in reversed(traceback.extract_tb(exc.__traceback__))
+                        if f.filename == where
+                    ),
+                    hook.__code__.co_firstlineno,
+                )
+                raise MetaError(
+                    f"{where}:{line}: pre_{op} raised {type(exc).__name__}: {exc}"
+                ) from exc
+
+    def _install_steps(self, steps: Path, app: App) -> None:
+        """The recipe dir's install_steps.sh, in the app's checkout, with the app's env."""
+        with self.tracer.span("install_steps", app=app.name):
+            done = subprocess.run(
+                ["bash", str(steps)],
+                cwd=app.tree.path,
+                capture_output=True,
+                text=True,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **app.env},
+                timeout=self.bounded(600),
+            )
+        if done.returncode != 0:
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
+            raise MetaError(f"{steps}: exited {done.returncode}: {last[0]}")
 
     def bounded(self, seconds: float) -> float:
         """``seconds``, cut to what is left of the run's deadline."""
@@ -502,6 +567,7 @@ def backup_tier(run: Run) -> None:
         )
     if not chosen:
         raise PlanError("BACKUP_CAPABLE is True, but no service has backupbot.backup=true")
+    run.call_pre("backup", app)
     seed(run, app, "backup")
     for attempt in (1, 2, 3):
         run.backups = []
@@ -561,6 +627,7 @@ def restore_tier(run: Run) -> None:
     app = run.live_app
     if app is None or not run.backups:
         raise Unverifiable("no backup to restore (the backup tier did not pass)")
+    run.call_pre("restore", app)
     backed_up = app.marker
     backup.write_marker(app.plan, run.id, f"{run.id}:changed-after-backup")  # type: ignore[arg-type]
     _restore_into(run, app, "restore")

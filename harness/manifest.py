@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.meta import custom_test_files
+from harness.meta import INSTALL_STEPS, OVERLAY, custom_test_files
 
 __all__ = ["build", "redact", "render"]
 
@@ -44,15 +44,22 @@ def redact(value: Any, name: str = "") -> Any:
     return value
 
 
-def build(meta: Any, recipe_dir: Path, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+def build(
+    meta: Any,
+    recipe_dir: Path,
+    ops: Mapping[str, Any],
+    environ: Mapping[str, str] = os.environ,
+) -> dict[str, Any]:
     customized = meta.non_default()
+    hooks = sorted(name for name, value in customized.items() if callable(value))
+    hooks += [f"ops.py:{name}" for name in ops]
+    if (recipe_dir / INSTALL_STEPS).is_file():
+        hooks.append(INSTALL_STEPS)
     built: dict[str, Any] = redact(
         {
             "meta_non_default": customized,
-            "hooks": sorted(name for name, value in customized.items() if callable(value)),
-            # compose.ccci.yml overlays are not applied by this harness yet: the manifest
-            # lists what the run executes, so this stays empty until they are.
-            "overlays": [],
+            "hooks": hooks,
+            "overlays": [OVERLAY] if (recipe_dir / OVERLAY).is_file() else [],
             "custom_tests": [
                 str(f.relative_to(recipe_dir))
                 for f in custom_test_files(recipe_dir)

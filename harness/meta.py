@@ -213,6 +213,40 @@ RecipeMeta = dataclasses.make_dataclass(
 
 # -- loading ------------------------------------------------------------------------------
 
+OPS_FILE = "ops.py"
+OPS_HOOKS = ("pre_install", "pre_upgrade", "pre_backup", "pre_restore", "pre_custom")
+INSTALL_STEPS = "install_steps.sh"
+OVERLAY = "compose.ccci.yml"
+
+
+def load_ops(recipe_dir: Path) -> dict[str, Callable[..., Any]]:
+    """The ``pre_<tier>(ctx)`` hooks of ``recipe_dir/ops.py``, signature-checked; a
+    ``pre_*`` name that is no hook is refused with a suggestion, like an unknown key."""
+    path = Path(recipe_dir) / OPS_FILE
+    if not path.is_file():
+        return {}
+    namespace = _execute(path)
+    hooks: dict[str, Callable[..., Any]] = {}
+    problems = []
+    for name, value in namespace.items():
+        if not name.startswith("pre_") or not callable(value):
+            continue
+        if name not in OPS_HOOKS:
+            close = difflib.get_close_matches(name, OPS_HOOKS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(f"{path}: unknown hook {name}{hint}; hooks are {', '.join(OPS_HOOKS)}")
+            continue
+        try:
+            check_hook_signature(value, ("ctx",), name)
+        except MetaError as exc:
+            problems.append(str(exc))
+            continue
+        hooks[name] = value
+    if problems:
+        raise MetaError("\n".join(problems))
+    return hooks
+
+
 CUSTOM_TEST_DIRS = ("functional", "playwright")
 
 

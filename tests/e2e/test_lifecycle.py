@@ -148,3 +148,53 @@ def test_custom_tests_run_against_the_live_app_and_failures_carry_its_logs(
     assert "test_fails_on_purpose" in doc["rungs"]["custom"]["reason"]
     assert doc["customization"]["custom_tests"] == ["functional/test_app.py"]
     session.assert_nothing_left()
+
+
+def test_recipe_dir_hooks_overlay_and_install_steps(workspace: Workspace) -> None:
+    recipe_dir = workspace.recipe("hooked", [("1.0.0+1", WEB_APP)])
+    # install_steps.sh runs in the app's checkout with its env, before the overlay exists.
+    (recipe_dir / "install_steps.sh").write_text(
+        'test ! -e compose.ccci.yml && echo "$DOMAIN" >steps-ran.txt\n'
+    )
+    # compose.ccci.yml is appended to COMPOSE_FILE: the deploy becomes chaos (+U, dirty).
+    (recipe_dir / "compose.ccci.yml").write_text(
+        'version: "3.8"\nservices:\n  app:\n    environment:\n      - FROM_OVERLAY=yes\n'
+    )
+    (recipe_dir / "ops.py").write_text(
+        "def pre_install(ctx):\n    ctx.exec('app', ['sh', '-c', 'echo hooked >/www/hooked'])\n"
+    )
+    (recipe_dir / "functional").mkdir()
+    (recipe_dir / "functional" / "test_hooks.py").write_text(
+        "def test_pre_install_and_overlay_took_effect(app):\n"
+        "    assert app.get('/hooked').text == 'hooked\\n'\n"
+        "    assert app.exec('app', ['sh', '-c', 'echo $FROM_OVERLAY']).stdout == 'yes\\n'\n"
+    )
+    session = workspace.pytest("recipes/hooked")
+    assert session.outcomes["recipes/hooked::install"] == "PASSED", session.output
+    assert (
+        session.outcomes[
+            "recipes/hooked/functional/test_hooks.py::test_pre_install_and_overlay_took_effect"
+        ]
+        == "PASSED"
+    ), session.output
+    (doc,) = session.results()
+    (stamps,) = doc["stamps"].values()
+    assert stamps["chaos"] == "true"
+    assert stamps["chaos-version"].endswith("+U")
+    assert doc["customization"]["overlays"] == ["compose.ccci.yml"]
+    assert doc["customization"]["hooks"] == ["ops.py:pre_install", "install_steps.sh"]
+    (run_dir,) = workspace.runs_dir.iterdir()
+    (checkout,) = run_dir.glob("app-install-*")
+    assert (checkout / "steps-ran.txt").read_text().endswith(".localhost\n")
+    assert not (run_dir / "candidate" / "compose.ccci.yml").exists()  # lint's tree is pristine
+
+
+def test_a_raising_hook_fails_its_tier_with_file_and_line(workspace: Workspace) -> None:
+    recipe_dir = workspace.recipe("raising", [("1.0.0+1", WEB_APP)])
+    (recipe_dir / "ops.py").write_text(
+        "def pre_install(ctx):\n    raise RuntimeError('no bucket')\n"
+    )
+    session = workspace.pytest("recipes/raising", "--tiers", "install")
+    assert session.tier_outcomes == {"recipes/raising::install": "FAILED"}, session.output
+    assert "ops.py:2: pre_install raised RuntimeError: no bucket" in session.output
+    session.assert_nothing_left()

@@ -44,14 +44,21 @@ def test_manifest_is_built_from_the_loaded_meta(tmp_path: Path) -> None:
     ):
         (tmp_path / test).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / test).write_text("def test_x(): pass\n")
+    (tmp_path / "ops.py").write_text("def pre_install(ctx):\n    pass\n")
+    (tmp_path / "install_steps.sh").write_text("true\n")
+    (tmp_path / "compose.ccci.yml").write_text("version: '3.8'\n")
     built = manifest.build(
-        meta.load(tmp_path), tmp_path, environ={"CCCI_REF": "pull/3", "HOME": "/r"}
+        meta.load(tmp_path),
+        tmp_path,
+        meta.load_ops(tmp_path),
+        environ={"CCCI_REF": "pull/3", "HOME": "/r"},
     )
+    assert built["overlays"] == ["compose.ccci.yml"]
     # Discovery is not recursive, and a top-level test_*.py is no custom test.
     assert built["custom_tests"] == ["functional/test_api.py", "playwright/test_ui.py"]
     assert built["meta_non_default"]["EXTRA_ENV"] == {"DB_PASSWORD": "***", "SITE": "demo"}
     assert built["meta_non_default"]["READY_PROBE"].startswith("hook READY_PROBE(ctx) at ")
-    assert built["hooks"] == ["READY_PROBE"]
+    assert built["hooks"] == ["READY_PROBE", "ops.py:pre_install", "install_steps.sh"]
     assert built["env_overrides"] == {"CCCI_REF": "pull/3"}
     text = manifest.render("demo", built)
     assert text.splitlines()[0] == "cc-ci customization of demo:"

@@ -260,3 +260,32 @@ def test_registry_is_well_formed() -> None:
         assert key.name.isupper(), key
         assert key.doc.strip(), key
         assert key.type is not None or key.hook_params is not None, key
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "def pre_instal(ctx):\n    pass\n",
+            r"unknown hook pre_instal \(did you mean pre_install\?\)",
+        ),
+        (
+            "def pre_backup(ctx, extra):\n    pass\n",
+            r"ops.py:1: pre_backup must take \(ctx\), but takes \(ctx, extra\)",
+        ),
+        ("def pre_restore(ctx)\n    pass\n", r"ops.py:1: syntax error"),
+        ("import os\nos.environ['X']\n", r"ops.py:2: KeyError while executing"),
+    ],
+)
+def test_bad_ops_py(tmp_path: Path, source: str, message: str) -> None:
+    (tmp_path / "ops.py").write_text(source)
+    with pytest.raises(MetaError, match=message):
+        meta.load_ops(tmp_path)
+
+
+def test_ops_py_hooks_load_and_helpers_are_ignored(tmp_path: Path) -> None:
+    (tmp_path / "ops.py").write_text(
+        "def helper(x):\n    return x\n\ndef pre_install(ctx):\n    helper(ctx)\n"
+    )
+    assert list(meta.load_ops(tmp_path)) == ["pre_install"]
+    assert meta.load_ops(tmp_path / "missing-dir-is-fine") == {}
