@@ -14,7 +14,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -77,25 +76,16 @@ def op_state() -> Any:
 
 
 @pytest.fixture(scope="session")
-def _ccci_browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+def _ccci_browser() -> Any:
+    from harness import browser
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def browser_url(ctx: Any) -> str:
-    """Where a browser reaches the app by its domain: *.localhost resolves to loopback."""
-    connect = urlsplit(ctx.base_url)
-    if connect.hostname == "127.0.0.1":
-        return f"http://{ctx.domain}:{connect.port}"
-    return str(ctx.base_url)
+    return browser.browser()
 
 
 @pytest.fixture
 def page(_ccci_browser: Any, app: Any) -> Iterator[Any]:
+    from harness.browser import browser_url
+
     context = _ccci_browser.new_context(base_url=browser_url(app))
     page = context.new_page()
     page.goto("/")

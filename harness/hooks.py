@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+import traceback
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -22,7 +23,7 @@ import httpx
 from harness import engine
 from harness.errors import InfraError, ProbeError
 
-__all__ = ["ExecResult", "HookCtx", "load_deps"]
+__all__ = ["ExecResult", "HookCtx", "load_deps", "raised"]
 
 DEPS_FILE_ENV = "CCCI_DEPS_FILE"
 EXEC_WAIT = 60.0
@@ -108,3 +109,18 @@ def load_deps(environ: Mapping[str, str] = os.environ) -> Mapping[str, Any]:
     if not isinstance(data, dict):
         raise InfraError(f"{DEPS_FILE_ENV}={path}: expected a JSON object of recipes")
     return MappingProxyType(data)
+
+
+def raised(hook: Callable[..., Any], exc: BaseException) -> str:
+    """What a recipe hook raised, where: ``<file>:<line>: <Type>: <message>`` — the line is
+    the last one of the hook's own file in the traceback (the ``def`` line when none)."""
+    where = hook.__code__.co_filename
+    line = next(
+        (
+            f.lineno
+            for f in reversed(traceback.extract_tb(exc.__traceback__))
+            if f.filename == where
+        ),
+        hook.__code__.co_firstlineno,
+    )
+    return f"{where}:{line}: {type(exc).__name__}: {exc}"

@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from harness.errors import (
     ProbeError,
     StampError,
 )
-from harness.hooks import HookCtx, load_deps
+from harness.hooks import HookCtx, load_deps, raised
 from harness.lint import lint as lint_recipe
 from harness.lint import render_table
 from harness.lint import summary as lint_summary
@@ -237,6 +236,31 @@ class Run:
         with self.tracer.span("probe", app=app.name, health=self.meta.HEALTH_PATH):
             self.probe(app, op, converged, since=started)
 
+    def screenshot(self, app: App) -> None:
+        """screenshot.png of the installed app's web page (SCREENSHOT(page, ctx) may take
+        it instead); recorded as skipped, with the reason, for a recipe without one."""
+        assert app.plan is not None
+        if app.plan.web is None:
+            self.results.artifacts["screenshot"] = "skipped: the recipe has no web service"
+            return
+        from harness import browser
+
+        path = self.dir / "screenshot.png"
+        with self.tracer.span("screenshot", app=app.name):
+            try:
+                status = browser.screenshot(self.ctx(app, "install"), path, self.meta.SCREENSHOT)
+            except Exception as exc:
+                if self.meta.SCREENSHOT is not None:
+                    raise MetaError(
+                        f"SCREENSHOT raised at {raised(self.meta.SCREENSHOT, exc)}"
+                    ) from exc
+                self.results.artifacts["screenshot"] = f"failed: {type(exc).__name__}: {exc}"
+                log.warning("%s: screenshot failed: %s", app.name, exc)
+                return
+        if status is not None and status >= 400:
+            log.warning("%s: the screenshot shows an error page (HTTP %s)", app.name, status)
+        self.results.artifacts["screenshot"] = path.name
+
     def call_pre(self, op: str, app: App) -> None:
         """ops.py's ``pre_<op>(ctx)``, if the recipe dir has one; what it raises fails the
         tier, named by the hook's file and line."""
@@ -249,18 +273,7 @@ class Run:
             except CcciError:
                 raise
             except Exception as exc:
-                where = hook.__code__.co_filename
-                line = next(
-                    (
-                        f.lineno
-                        for f in reversed(traceback.extract_tb(exc.__traceback__))
-                        if f.filename == where
-                    ),
-                    hook.__code__.co_firstlineno,
-                )
-                raise MetaError(
-                    f"{where}:{line}: pre_{op} raised {type(exc).__name__}: {exc}"
-                ) from exc
+                raise MetaError(f"pre_{op} raised at {raised(hook, exc)}") from exc
 
     def _install_steps(self, steps: Path, app: App) -> None:
         """The recipe dir's install_steps.sh, in the app's checkout, with the app's env."""
@@ -344,7 +357,7 @@ class Run:
                 try:
                     verdict = self.meta.READY_PROBE(ctx)
                 except Exception as exc:
-                    return False, f"{type(exc).__name__}: {exc}"
+                    return False, f"raised at {raised(self.meta.READY_PROBE, exc)}"
                 return verdict is not False, "returned False"
 
             passed, detail = retry(ready)
@@ -442,6 +455,7 @@ def install(run: Run, keep: bool) -> App:
     candidate = run.fetch()
     app = run.new_app("install", candidate.sha)
     run.deploy(app, "install", release=_release_at(app.tree))
+    run.screenshot(app)
     if keep:
         run.live_app = app
     else:
@@ -520,7 +534,9 @@ def seed(run: Run, app: App, op: str) -> None:
         try:
             run.meta.SEED_DATA(run.ctx(app, op))
         except Exception as exc:
-            raise backup.BackupError(f"SEED_DATA before {op}: {type(exc).__name__}: {exc}") from exc
+            raise backup.BackupError(
+                f"SEED_DATA before {op} raised at {raised(run.meta.SEED_DATA, exc)}"
+            ) from exc
     log.info("%s: seeded data (%s) in %s", app.name, op, ", ".join(app.marked) or "no volume")
 
 
@@ -543,7 +559,7 @@ def verify(run: Run, app: App, op: str, expected: str | None = None) -> None:
             verdict = run.meta.VERIFY_DATA(run.ctx(app, op))
         except Exception as exc:
             raise backup.BackupError(
-                f"VERIFY_DATA after {op}: {type(exc).__name__}: {exc}"
+                f"VERIFY_DATA after {op} raised at {raised(run.meta.VERIFY_DATA, exc)}"
             ) from exc
         if verdict is False:
             raise backup.BackupError(f"VERIFY_DATA after {op} returned False")
@@ -593,7 +609,7 @@ def backup_tier(run: Run) -> None:
         try:
             verdict = run.meta.BACKUP_VERIFY(run.ctx(app, "backup"))
         except Exception as exc:
-            verdict, why = False, f"{type(exc).__name__}: {exc}"
+            verdict, why = False, f"raised at {raised(run.meta.BACKUP_VERIFY, exc)}"
         else:
             why = "returned False"
         if verdict is not False:

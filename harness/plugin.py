@@ -55,9 +55,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if hasattr(config, "workerinput") or not _names_recipes(config):
         return  # xdist workers leave it to their controller; non-recipe sessions stay inert
     from harness import janitor
+    from harness.errors import CcciError
 
     age = config.stash[settings.SETTINGS_KEY].janitor_age
-    config.stash[SWEPT_KEY] = janitor.sweep_dead_runs(min_age=age)
+    try:
+        config.stash[SWEPT_KEY] = janitor.sweep_dead_runs(min_age=age)
+    except CcciError as exc:
+        raise pytest.UsageError(f"cc-ci: {exc}") from None
 
 
 class RunDirs:
@@ -81,6 +85,12 @@ class RunDirs:
             except (OSError, ValueError):
                 continue
         return found
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    browser = sys.modules.get("harness.browser")  # started only if a screenshot or page was
+    if browser is not None:
+        browser.close()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from harness import meta
 from harness.errors import InfraError, MetaError
-from harness.hooks import HookCtx, load_deps
+from harness.hooks import HookCtx, load_deps, raised
 
 
 def test_signature_check_accepts_expected_and_optional_keywords() -> None:
@@ -20,6 +20,18 @@ def test_signature_check_accepts_expected_and_optional_keywords() -> None:
         pass
 
     meta.check_hook_signature(pre_install, ("ctx",), "pre_install")
+
+
+def test_raised_names_the_hooks_own_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "recipe_meta.py").write_text(
+        "import json\n\ndef SEED_DATA(ctx):\n    json.loads(ctx)\n"
+    )
+    hook = meta.load(tmp_path).SEED_DATA
+    with pytest.raises(json.JSONDecodeError) as caught:
+        hook("not json")
+    # json's own frames come later in the traceback: the line is the hook's call into it
+    text = raised(hook, caught.value)
+    assert text.startswith(f"{tmp_path / 'recipe_meta.py'}:4: JSONDecodeError: Expecting value")
 
 
 def test_signature_check_names_definition_site() -> None:

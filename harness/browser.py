@@ -1,0 +1,69 @@
+"""The one browser of a cc-ci process: Debian's chromium driven by playwright.
+
+Playwright's sync API allows one instance per thread, so the install tier's screenshot
+and the custom tests' ``page`` fixture share this browser; it is closed at session end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["browser", "browser_url", "close", "screenshot"]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+_open: dict[str, Any] = {}
+
+
+def browser() -> Any:
+    if "browser" not in _open:
+        from playwright.sync_api import sync_playwright
+
+        _open["playwright"] = sync_playwright().start()
+        _open["browser"] = _open["playwright"].chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )
+    return _open["browser"]
+
+
+def close() -> None:
+    if _open:
+        _open.pop("browser").close()
+        _open.pop("playwright").stop()
+
+
+def browser_url(ctx: Any) -> str:
+    """Where a browser reaches the app by its domain: *.localhost resolves to loopback."""
+    connect = urlsplit(ctx.base_url)
+    if connect.hostname == "127.0.0.1":
+        return f"http://{ctx.domain}:{connect.port}"
+    return str(ctx.base_url)
+
+
+def screenshot(ctx: Any, path: Path, hook: Any = None) -> int | None:
+    """A screenshot of the app's web page (or what ``SCREENSHOT(page, ctx)`` shows) at
+    ``path``; the HTTP status of the page, when the harness opened it."""
+    context = browser().new_context(
+        base_url=browser_url(ctx), viewport={"width": 1280, "height": 800}
+    )
+    try:
+        page = context.new_page()
+        if hook is not None:
+            hook(page, ctx)
+            status = None
+        else:
+            response = page.goto("/")
+            page.wait_for_load_state("networkidle")
+            status = response.status if response is not None else None
+        page.screenshot(path=str(path))
+        return status
+    finally:
+        context.close()
