@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 from harness.errors import PlatformError
@@ -17,5 +18,10 @@ def client() -> Any:
         engine = docker.from_env()
         engine.ping()
     except docker.errors.DockerException as exc:
-        raise PlatformError(f"Docker engine not reachable: {exc}") from exc
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        cause = exc.__context__ or exc
+        raise PlatformError(
+            f"Docker engine not reachable at {where} ({type(cause).__name__}); "
+            "start it with scripts/setup"
+        ) from exc
     return engine

@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+INTERRUPTED = "interrupted: the run stopped before this tier finished"
 RUNGS = ("install", "upgrade", "backup_restore", "custom", "lint")
 # The tiers whose outcomes make up each rung.
 RUNG_TIERS: dict[str, tuple[str, ...]] = {
@@ -137,9 +138,7 @@ class Results:
 
     def start_tier(self, tier: str) -> None:
         self._running[tier] = time.monotonic()
-        self.tiers[tier] = TierResult(
-            "unver", "interrupted: the run stopped before this tier finished"
-        )
+        self.tiers[tier] = TierResult("unver", INTERRUPTED)
         self.save()
 
     def end_tier(self, tier: str, result: TierResult) -> None:
@@ -154,18 +153,24 @@ class Results:
         self.save()
 
     def expected_level(self) -> int:
-        """The level if every tier that ran had passed — but the canary's designed failure,
-        and tiers that are structurally impossible (skip)."""
-        designed = {
-            name: TierResult(
-                "fail"
-                if name == self.expect_fail
-                else "skip"
-                if result.status == "skip"
-                else "pass"
+        """The level the run would have reached had nothing failed: a failed tier (but the
+        canary's designed failure) counts as passed, and so does every tier after it, which
+        the failure kept from running. A tier that could not be verified on its own (no
+        backup labels, a base release that does not install) stays unverified: it is a
+        coverage gap to report, not a failure to expect better from."""
+        designed: dict[str, TierResult] = {}
+        blocked = False
+        for name, result in self.tiers.items():  # in the order they ran
+            stopped = (
+                result.status == "fail"
+                or bool(result.failure_class)
+                or result.reason == INTERRUPTED
             )
-            for name, result in self.tiers.items()
-        }
+            blocked = blocked or stopped
+            if name == self.expect_fail:
+                designed[name] = TierResult("fail")
+            else:
+                designed[name] = TierResult("pass" if blocked else result.status)
         rungs, _ = rungs_of(designed, self.expected_na)
         return level({k: v["status"] for k, v in rungs.items()})
 
@@ -205,7 +210,8 @@ def load(run_dir: Path) -> dict[str, Any]:
 
 
 def summary_table(documents: list[tuple[Path, dict[str, Any]]]) -> str:
-    """One row per run: level (expected), each rung, tier durations, run dir."""
+    """One row per run: level (expected), each rung; then tier durations, run dir and the
+    run's warnings (coverage gaps, stale ``EXPECTED_NA``)."""
     head = f"{'recipe':14} {'level':8} " + " ".join(f"{r[:8]:8}" for r in RUNGS)
     rows = [head, "-" * len(head)]
     for run_dir, doc in documents:
@@ -214,6 +220,7 @@ def summary_table(documents: list[tuple[Path, dict[str, Any]]]) -> str:
         timings = ", ".join(f"{t} {v['duration']:.1f}s" for t, v in doc["tiers"].items())
         rows.append(f"{doc['recipe']:14} {doc['level']}/{doc['expected_level']}{mark:4} {cells}")
         rows.append(f"{'':14} {timings} — {run_dir}")
+        rows.extend(f"{'':14} warning: {w}" for w in doc["warnings"])
     return "\n".join(rows)
 
 

@@ -50,6 +50,23 @@ def test_pytest_help_does_not_touch_docker() -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_unreachable_engine_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipes" / "web"
+    recipe.mkdir(parents=True)
+    (recipe / "recipe_meta.py").write_text("")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(recipe)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"DOCKER_HOST": "tcp://127.0.0.1:9", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    assert "INTERNALERROR" not in done.stdout + done.stderr
+    assert "cc-ci: Docker engine not reachable at tcp://127.0.0.1:9" in done.stderr
+
+
 def test_plugin_is_registered_through_its_entry_point(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--co")
     result.stdout.fnmatch_lines(["cc-ci platform: local; catalogue: *"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from harness.results import Results, TierResult, compare, level, rungs_of
+from harness.results import Results, TierResult, compare, level, rungs_of, summary_table
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "docs" / "results.schema.json").read_text()
@@ -93,7 +93,8 @@ def test_a_tier_in_flight_reads_unver_and_the_file_always_validates(tmp_path: Pa
 @pytest.mark.parametrize(
     ("outcomes", "expect_fail", "expected_level"),
     [
-        ({"install": P, "upgrade": U, "lint": P}, None, 2),  # the unverified upgrade counts
+        ({"install": P, "upgrade": U, "lint": P}, None, 1),  # unverified: a gap, not a fail
+        ({"install": P, "upgrade": F, "backup": U, "lint": P}, None, 2),  # fail, and after it
         ({"install": P, "upgrade": S, "lint": P}, None, 1),  # structurally n/a stays n/a
         ({"install": F, "upgrade": U, "lint": P}, "install", 0),  # a canary
         ({"install": P, "upgrade": F, "lint": P}, "upgrade", 1),
@@ -105,6 +106,29 @@ def test_expected_level(
     results = Results(tmp_path / "results.json", "demo", "a1b2c3", expect_fail=expect_fail)
     results.tiers = tiers(**outcomes)
     assert results.expected_level() == expected_level
+
+
+def test_expected_level_counts_infra_failures_and_interruptions_as_passes(tmp_path: Path) -> None:
+    results = Results(tmp_path / "results.json", "demo", "a1b2c3")
+    results.tiers = tiers(install=P, upgrade=P)
+    results.tiers["backup"] = TierResult(U, "DeployError: engine gone", failure_class="infra")
+    assert results.expected_level() == 2  # restore never ran: the rung stays unverified
+    results.tiers["restore"] = TierResult(U, "no backup to restore")
+    results.tiers["custom"] = TierResult(P)
+    results.tiers["lint"] = TierResult(P)
+    assert results.expected_level() == 5
+    results.tiers["backup"] = TierResult(P)
+    results.start_tier("restore")  # then killed
+    assert results.expected_level() == 5
+    assert results.document()["level"] == 2
+
+
+def test_summary_table_marks_a_shortfall_and_shows_the_warnings(tmp_path: Path) -> None:
+    results = Results(tmp_path / "results.json", "demo", "a1b2c3")
+    results.tiers = tiers(install=P, upgrade=F, lint=P)
+    table = summary_table([(tmp_path, results.document())])
+    assert "demo           1/2 !" in table
+    assert "warning: possible coverage gap: backup_restore not verified" in table
 
 
 def test_compare_shows_level_and_timing_changes(tmp_path: Path) -> None:
