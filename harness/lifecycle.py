@@ -528,15 +528,16 @@ def seed(run: Run, app: App, op: str) -> None:
     """Put data in the app that must survive what comes next: a marker in every data
     directory (generic), and the recipe's own data (SEED_DATA)."""
     assert app.plan is not None
-    app.marker = f"{run.id}:{op}"
-    app.marked = backup.write_marker(app.plan, run.id, app.marker)
-    if run.meta.SEED_DATA is not None:
-        try:
-            run.meta.SEED_DATA(run.ctx(app, op))
-        except Exception as exc:
-            raise backup.BackupError(
-                f"SEED_DATA before {op} raised at {raised(run.meta.SEED_DATA, exc)}"
-            ) from exc
+    with run.tracer.span("seed", app=app.name, op=op):
+        app.marker = f"{run.id}:{op}"
+        app.marked = backup.write_marker(app.plan, run.id, app.marker)
+        if run.meta.SEED_DATA is not None:
+            try:
+                run.meta.SEED_DATA(run.ctx(app, op))
+            except Exception as exc:
+                raise backup.BackupError(
+                    f"SEED_DATA before {op} raised at {raised(run.meta.SEED_DATA, exc)}"
+                ) from exc
     log.info("%s: seeded data (%s) in %s", app.name, op, ", ".join(app.marked) or "no volume")
 
 
@@ -544,25 +545,28 @@ def verify(run: Run, app: App, op: str, expected: str | None = None) -> None:
     """The seeded data is there: every marker reads ``expected`` and VERIFY_DATA passes."""
     assert app.plan is not None
     expected = expected or app.marker
-    if app.marked:
-        found = backup.read_markers(app.plan, run.id, app.marked)
-        wrong = {
-            loc: found.get(loc) or "(missing)" for loc in app.marked if found.get(loc) != expected
-        }
-        if wrong:
-            raise backup.BackupError(
-                f"after {op}, data is not what was seeded ({expected}): "
-                + ", ".join(f"{loc}: {text}" for loc, text in wrong.items())
-            )
-    if run.meta.VERIFY_DATA is not None:
-        try:
-            verdict = run.meta.VERIFY_DATA(run.ctx(app, op))
-        except Exception as exc:
-            raise backup.BackupError(
-                f"VERIFY_DATA after {op} raised at {raised(run.meta.VERIFY_DATA, exc)}"
-            ) from exc
-        if verdict is False:
-            raise backup.BackupError(f"VERIFY_DATA after {op} returned False")
+    with run.tracer.span("verify", app=app.name, op=op):
+        if app.marked:
+            found = backup.read_markers(app.plan, run.id, app.marked)
+            wrong = {
+                loc: found.get(loc) or "(missing)"
+                for loc in app.marked
+                if found.get(loc) != expected
+            }
+            if wrong:
+                raise backup.BackupError(
+                    f"after {op}, data is not what was seeded ({expected}): "
+                    + ", ".join(f"{loc}: {text}" for loc, text in wrong.items())
+                )
+        if run.meta.VERIFY_DATA is not None:
+            try:
+                verdict = run.meta.VERIFY_DATA(run.ctx(app, op))
+            except Exception as exc:
+                raise backup.BackupError(
+                    f"VERIFY_DATA after {op} raised at {raised(run.meta.VERIFY_DATA, exc)}"
+                ) from exc
+            if verdict is False:
+                raise backup.BackupError(f"VERIFY_DATA after {op} returned False")
 
 
 def _exec_hook(run: Run, app: App, service: str, hook: str, op: str) -> None:
@@ -587,23 +591,26 @@ def backup_tier(run: Run) -> None:
     seed(run, app, "backup")
     for attempt in (1, 2, 3):
         run.backups = []
-        for sel in chosen:
-            if hook := sel.hooks.get("backup.pre-hook"):
-                _exec_hook(run, app, sel.service, hook, "backup")
-            found = backup.archive(app.plan, run.id, sel, run.dir / f"backup-{sel.service}.tar.gz")
-            if hook := sel.hooks.get("backup.post-hook"):
-                _exec_hook(run, app, sel.service, hook, "backup")
-            backup.check_usable(found, sel)
-            run.backups.append((sel, found))
-            run.results.artifacts[f"backup:{sel.service}"] = found.path.name
-            log.info(
-                "%s: backup of %s: %s, %d bytes, sha256 %s",
-                app.name,
-                sel.service,
-                found.path.name,
-                found.size,
-                found.sha256,
-            )
+        with run.tracer.span("backup", app=app.name, attempt=attempt):
+            for sel in chosen:
+                if hook := sel.hooks.get("backup.pre-hook"):
+                    _exec_hook(run, app, sel.service, hook, "backup")
+                found = backup.archive(
+                    app.plan, run.id, sel, run.dir / f"backup-{sel.service}.tar.gz"
+                )
+                if hook := sel.hooks.get("backup.post-hook"):
+                    _exec_hook(run, app, sel.service, hook, "backup")
+                backup.check_usable(found, sel)
+                run.backups.append((sel, found))
+                run.results.artifacts[f"backup:{sel.service}"] = found.path.name
+                log.info(
+                    "%s: backup of %s: %s, %d bytes, sha256 %s",
+                    app.name,
+                    sel.service,
+                    found.path.name,
+                    found.size,
+                    found.sha256,
+                )
         if run.meta.BACKUP_VERIFY is None:
             return
         try:
@@ -622,19 +629,20 @@ def _restore_into(run: Run, app: App, op: str) -> None:
     assert app.plan is not None
     from harness import engine
 
-    for sel, found in run.backups:
-        if hook := sel.hooks.get("restore.pre-hook"):
-            _exec_hook(run, app, sel.service, hook, op)
-        backup.restore(app.plan, run.id, sel, found)
-    started = datetime.now(UTC)
-    for service in engine.client().services.list(
-        filters={"label": f"com.docker.stack.namespace={app.name}"}
-    ):
-        service.force_update()
-    wait_converged(app.name, run.bounded(run._timeout(app.plan, app.env)), started)
-    for sel, _ in run.backups:
-        if hook := sel.hooks.get("restore.post-hook"):
-            _exec_hook(run, app, sel.service, hook, op)
+    with run.tracer.span("restore", app=app.name):
+        for sel, found in run.backups:
+            if hook := sel.hooks.get("restore.pre-hook"):
+                _exec_hook(run, app, sel.service, hook, op)
+            backup.restore(app.plan, run.id, sel, found)
+        started = datetime.now(UTC)
+        for service in engine.client().services.list(
+            filters={"label": f"com.docker.stack.namespace={app.name}"}
+        ):
+            service.force_update()
+        wait_converged(app.name, run.bounded(run._timeout(app.plan, app.env)), started)
+        for sel, _ in run.backups:
+            if hook := sel.hooks.get("restore.post-hook"):
+                _exec_hook(run, app, sel.service, hook, op)
 
 
 def restore_tier(run: Run) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -93,6 +94,19 @@ def test_results_json_validates_and_says_how_far_each_got(
     assert [c["name"] for c in install["children"]][:4] == ["fetch", "plan", "deploy", "converge"]
     assert trace["status"] == "finished"
     assert (run_dir / "harness.log").read_text().count("INFO") > 3
+
+
+@pytest.mark.parametrize("recipe", ["radicale", "kinto"])
+def test_trace_has_a_span_for_every_step(demo_session: Session, recipe: str) -> None:
+    (run_dir,) = demo_session.runs_dir.glob(f"{recipe}-*")
+    trace = json.loads((run_dir / "trace.json").read_text())
+
+    def names(span: dict[str, Any]) -> set[str]:
+        return {span["name"]}.union(*(names(c) for c in span["children"]))
+
+    steps = {"fetch", "plan", "deploy", "converge", "probe", "screenshot", "seed", "verify"}
+    steps |= {"backup", "restore", "teardown"}
+    assert steps <= names(trace), steps - names(trace)
 
 
 def test_summary_table_and_manifest_are_printed(demo_session: Session) -> None:
