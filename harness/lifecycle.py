@@ -634,15 +634,16 @@ def _restore_into(run: Run, app: App, op: str) -> None:
             if hook := sel.hooks.get("restore.pre-hook"):
                 _exec_hook(run, app, sel.service, hook, op)
             backup.restore(app.plan, run.id, sel, found)
+        # Restart what reads the restored data, so nothing serves what it cached before.
         started = datetime.now(UTC)
-        for service in engine.client().services.list(
-            filters={"label": f"com.docker.stack.namespace={app.name}"}
-        ):
-            service.force_update()
-        wait_converged(app.name, run.bounded(run._timeout(app.plan, app.env)), started)
+        for sel, _ in run.backups:
+            engine.client().services.get(f"{app.name}_{sel.service}").force_update()
+        converged = wait_converged(app.name, run.bounded(run._timeout(app.plan, app.env)), started)
         for sel, _ in run.backups:
             if hook := sel.hooks.get("restore.post-hook"):
                 _exec_hook(run, app, sel.service, hook, op)
+    with run.tracer.span("probe", app=app.name):
+        run.probe(app, op, converged, since=started)
 
 
 def restore_tier(run: Run) -> None:
