@@ -193,9 +193,10 @@ class TierItem(pytest.Item):
             # upgrade happens (it may turn out impossible): install keeps its app for them
             # and upgrade releases it once its own app takes over. An app no later tier
             # needs goes as soon as its tier ends.
-            keep = bool({"backup", "restore", "custom"} & set(self._later_tiers()))
+            later = set(self._later_tiers())
+            keep = bool({"backup", "restore", "custom"} & later)
             if self.tier == "install":
-                lifecycle.install(run, keep=keep)
+                lifecycle.install(run, keep=keep, upgrade_next="upgrade" in later)
             elif self.tier == "upgrade":
                 lifecycle.upgrade(run, keep=keep)
             elif self.tier == "backup":

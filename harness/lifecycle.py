@@ -86,6 +86,15 @@ class App:
         return f"http://127.0.0.1:{self.host_port}" if self.host_port else f"https://{self.domain}"
 
 
+@dataclass(frozen=True)
+class StartedDeploy:
+    """A ``docker stack deploy`` that returned; what awaiting it needs to know."""
+
+    started: datetime
+    stamp: Stamp
+    release: str | None
+
+
 @dataclass
 class Run:
     recipe: str
@@ -114,6 +123,8 @@ class Run:
         self.manifest = manifest.build(self.meta, self.recipe_dir, self.ops)
         self.live_app: App | None = None  # the app later tiers (custom, …) run against
         self.backups: list[tuple[backup.Selection, backup.Archive]] = []
+        # The upgrade's first base, deployed while the install converges: (tag, app, deploy).
+        self.early_base: tuple[str, App, StartedDeploy] | None = None
         self.custom_started = False
         self.results = Results(
             path=self.dir / "results.json",
@@ -193,6 +204,13 @@ class Run:
         ``release`` is the tag being deployed as a release (None: a chaos deploy of the
         checked-out commit).
         """
+        self.await_deploy(app, op, self.start_deploy(app, op, release=release, upgrade=upgrade))
+
+    def start_deploy(
+        self, app: App, op: str, *, release: str | None, upgrade: bool = False
+    ) -> StartedDeploy:
+        """The first half of ``deploy``: up to ``docker stack deploy``, which returns at once;
+        the swarm converges while the run does something else."""
         extra = self._extra_env(app, op, self.meta.EXTRA_ENV)
         if upgrade:
             extra.update(self._extra_env(app, op, self.meta.UPGRADE_EXTRA_ENV))
@@ -225,6 +243,12 @@ class Run:
             deploy.stack_deploy(app.name, config, deploy_file)
         if op == "install" or upgrade:
             self.call_pre(op, app)
+        return StartedDeploy(started, stamp, release)
+
+    def await_deploy(self, app: App, op: str, pending: StartedDeploy) -> None:
+        """The second half of ``deploy``: converge, check the stamp, probe."""
+        assert app.plan is not None
+        plan, started, stamp, release = app.plan, pending.started, pending.stamp, pending.release
         timeout = self.bounded(self._timeout(plan, app.env))
         with self.tracer.span("converge", app=app.name, timeout=timeout) as span:
             converged = wait_converged(app.name, timeout, started)
@@ -450,17 +474,38 @@ def _release_at(tree: Checkout) -> str | None:
     return at[-1] if at else None
 
 
-def install(run: Run, keep: bool) -> App:
-    """Deploy the candidate fresh; keep the app when a later tier needs it."""
+def install(run: Run, keep: bool, upgrade_next: bool = False) -> App:
+    """Deploy the candidate fresh; keep the app when a later tier needs it. When the upgrade
+    tier follows, its first base is deployed meanwhile, so both converge at once."""
     candidate = run.fetch()
     app = run.new_app("install", candidate.sha)
-    run.deploy(app, "install", release=_release_at(app.tree))
+    pending = run.start_deploy(app, "install", release=_release_at(app.tree))
+    if upgrade_next and run.early_base is None:
+        _start_early_base(run)
+    run.await_deploy(app, "install", pending)
     run.screenshot(app)
     if keep:
         run.live_app = app
     else:
         run.release_app(app)
     return app
+
+
+def _start_early_base(run: Run) -> None:
+    """Start the upgrade's first base deploy; whatever goes wrong is left for the upgrade
+    tier to meet again and report as its own."""
+    try:
+        base = upgrade_bases(run)[0]
+        app = run.new_app("upgrade", base)
+        pending = run.start_deploy(app, "upgrade", release=_base_release(app, base))
+    except Exception as exc:
+        log.info("%s: no early upgrade base (%s); the upgrade tier deploys it", run.recipe, exc)
+        return
+    run.early_base = (base, app, pending)
+
+
+def _base_release(app: App, base: str) -> str | None:
+    return base if _release_at(app.tree) == base else None
 
 
 def upgrade_bases(run: Run) -> list[str]:
@@ -498,12 +543,19 @@ def upgrade(run: Run, keep: bool) -> App:
     for base in bases:
         if last is not None:
             run.release_app(last)
+        early, run.early_base = run.early_base, None
         try:
-            app = run.new_app("upgrade", base)
-        except CatalogueError as exc:
-            raise Unverifiable(f"base {base}: {exc}") from exc
-        try:
-            run.deploy(app, "upgrade", release=base if _release_at(app.tree) == base else None)
+            if early is not None and early[0] == base:
+                _, app, pending = early
+                run.await_deploy(app, "upgrade", pending)
+            else:
+                try:
+                    app = run.new_app("upgrade", base)
+                except CatalogueError as exc:
+                    raise Unverifiable(f"base {base}: {exc}") from exc
+                run.deploy(app, "upgrade", release=_base_release(app, base))
+        except Unverifiable:
+            raise
         except Exception as exc:
             raise Unverifiable(f"base release {base} does not install: {exc}") from exc
         seed(run, app, "upgrade")
@@ -655,10 +707,12 @@ def restore_tier(run: Run) -> None:
     run.call_pre("restore", app)
     backed_up = app.marker
     backup.write_marker(app.plan, run.id, f"{run.id}:changed-after-backup")  # type: ignore[arg-type]
+    # The fresh app converges while the running one is restored.
+    fresh = run.new_app("restore", run.fetch().sha)
+    pending = run.start_deploy(fresh, "restore", release=_release_at(fresh.tree))
     _restore_into(run, app, "restore")
     verify(run, app, "restore", expected=backed_up)
-    fresh = run.new_app("restore", run.fetch().sha)
-    run.deploy(fresh, "restore", release=_release_at(fresh.tree))
+    run.await_deploy(fresh, "restore", pending)
     fresh.marked = app.marked
     _restore_into(run, fresh, "restore")
     verify(run, fresh, "restore into a fresh app", expected=backed_up)
