@@ -242,22 +242,17 @@ def record_custom(item: pytest.Item, report: pytest.TestReport) -> None:
         recipe_dir.custom_skips.append(
             str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else "skipped"
         )
-    last = [
+    if report.when != "teardown":
+        return
+    custom = [
         i for i in item.session.items if recipe_dir_of(i) is recipe_dir and tier_of(i) == "custom"
-    ][-1]
-    if item is last and report.when == "teardown":
+    ]
+    if item is custom[-1]:
         if recipe_dir.custom_failures:
             status, reason = "fail", "; ".join(recipe_dir.custom_failures)
-        elif recipe_dir.custom_skips and len(recipe_dir.custom_skips) >= _custom_count(item):
+        elif recipe_dir.custom_skips and len(recipe_dir.custom_skips) >= len(custom):
             status, reason = "unver", recipe_dir.custom_skips[0]
         else:
             status, reason = "pass", ""
         cls = "recipe" if status == "fail" else None
         results.end_tier("custom", TierResult(status, reason, failure_class=cls))
-
-
-def _custom_count(item: pytest.Item) -> int:
-    recipe_dir = recipe_dir_of(item)
-    return sum(
-        1 for i in item.session.items if recipe_dir_of(i) is recipe_dir and tier_of(i) == "custom"
-    )

@@ -23,7 +23,7 @@ import httpx
 from harness import engine
 from harness.errors import InfraError, ProbeError
 
-__all__ = ["ExecResult", "HookCtx", "load_deps", "raised"]
+__all__ = ["ExecResult", "HookCtx", "load_deps", "raised", "verdict"]
 
 DEPS_FILE_ENV = "CCCI_DEPS_FILE"
 EXEC_WAIT = 60.0
@@ -124,3 +124,13 @@ def raised(hook: Callable[..., Any], exc: BaseException) -> str:
         hook.__code__.co_firstlineno,
     )
     return f"{where}:{line}: {type(exc).__name__}: {exc}"
+
+
+def verdict(hook: Callable[..., Any], *args: Any) -> tuple[bool, str]:
+    """Call a check hook (``READY_PROBE``, ``VERIFY_DATA``, ``BACKUP_VERIFY``): it fails by
+    raising or returning False; any other return passes. The reason, when it failed."""
+    try:
+        returned = hook(*args)
+    except Exception as exc:
+        return False, f"raised at {raised(hook, exc)}"
+    return (False, "returned False") if returned is False else (True, "")

@@ -40,7 +40,7 @@ from harness.errors import (
     ProbeError,
     StampError,
 )
-from harness.hooks import HookCtx, load_deps, raised
+from harness.hooks import HookCtx, load_deps, raised, verdict
 from harness.lint import lint as lint_recipe
 from harness.lint import render_table
 from harness.lint import summary as lint_summary
@@ -257,8 +257,7 @@ class Run:
             app.stamps = check_stamp(app, stamp, release)
             span.context["labels"] = app.stamps
         self.results.stamps[app.name] = app.stamps
-        with self.tracer.span("probe", app=app.name, health=self.meta.HEALTH_PATH):
-            self.probe(app, op, converged, since=started)
+        self.probe(app, op, converged, since=started)
 
     def screenshot(self, app: App) -> None:
         """screenshot.png of the installed app's web page (SCREENSHOT(page, ctx) may take
@@ -347,46 +346,41 @@ class Run:
         Between attempts the stack is watched: an app that dies after converging turns red
         within a few restarts, not after the probe window.
         """
-        assert app.plan is not None
+        with self.tracer.span("probe", app=app.name, health=self.meta.HEALTH_PATH):
+            assert app.plan is not None
 
-        def retry(attempt: Callable[[], tuple[bool, str]]) -> tuple[bool, str]:
-            def watched() -> tuple[bool, str]:
-                assert_not_failing(app.name, since)
-                return attempt()
+            def retry(attempt: Callable[[], tuple[bool, str]]) -> tuple[bool, str]:
+                def watched() -> tuple[bool, str]:
+                    assert_not_failing(app.name, since)
+                    return attempt()
 
-            return retry_for(watched, self.bounded(PROBE_WINDOW))
+                return retry_for(watched, self.bounded(PROBE_WINDOW))
 
-        if app.plan.web and app.host_port:
-            path, ok = self.meta.HEALTH_PATH, self.meta.HEALTH_OK
+            if app.plan.web and app.host_port:
+                path, ok = self.meta.HEALTH_PATH, self.meta.HEALTH_OK
 
-            def health() -> tuple[bool, str]:
-                try:
-                    status = httpx.get(
-                        f"{app.base_url}{path}", headers={"Host": app.domain}, timeout=5.0
-                    ).status_code
-                except httpx.HTTPError as exc:
-                    return False, f"{type(exc).__name__}: {exc}"
-                return status in ok, str(status)
+                def health() -> tuple[bool, str]:
+                    try:
+                        status = httpx.get(
+                            f"{app.base_url}{path}", headers={"Host": app.domain}, timeout=5.0
+                        ).status_code
+                    except httpx.HTTPError as exc:
+                        return False, f"{type(exc).__name__}: {exc}"
+                    return status in ok, str(status)
 
-            passed, detail = retry(health)
-            if not passed:
-                raise ProbeError(
-                    f"health: GET {path} (Host: {app.domain}) answered {detail}, expected one of"
-                    f" {', '.join(map(str, ok))}; services: {converged.services}"
-                )
-        if self.meta.READY_PROBE is not None:
-            ctx = self.ctx(app, op)
-
-            def ready() -> tuple[bool, str]:
-                try:
-                    verdict = self.meta.READY_PROBE(ctx)
-                except Exception as exc:
-                    return False, f"raised at {raised(self.meta.READY_PROBE, exc)}"
-                return verdict is not False, "returned False"
-
-            passed, detail = retry(ready)
-            if not passed:
-                raise ProbeError(f"READY_PROBE did not pass within {PROBE_WINDOW:.0f}s: {detail}")
+                passed, detail = retry(health)
+                if not passed:
+                    raise ProbeError(
+                        f"health: GET {path} (Host: {app.domain}) answered {detail}, expected"
+                        f" one of {', '.join(map(str, ok))}; services: {converged.services}"
+                    )
+            if self.meta.READY_PROBE is not None:
+                ctx = self.ctx(app, op)
+                passed, detail = retry(lambda: verdict(self.meta.READY_PROBE, ctx))
+                if not passed:
+                    raise ProbeError(
+                        f"READY_PROBE did not pass within {PROBE_WINDOW:.0f}s: {detail}"
+                    )
 
     # -- teardown ---------------------------------------------------------------------
 
@@ -544,18 +538,18 @@ def upgrade(run: Run, keep: bool) -> App:
         if last is not None:
             run.release_app(last)
         early, run.early_base = run.early_base, None
+        pending: StartedDeploy | None = None
+        if early is not None and early[0] == base:
+            _, app, pending = early
+        else:
+            try:
+                app = run.new_app("upgrade", base)
+            except CatalogueError as exc:
+                raise Unverifiable(f"base {base}: {exc}") from exc
         try:
-            if early is not None and early[0] == base:
-                _, app, pending = early
-                run.await_deploy(app, "upgrade", pending)
-            else:
-                try:
-                    app = run.new_app("upgrade", base)
-                except CatalogueError as exc:
-                    raise Unverifiable(f"base {base}: {exc}") from exc
-                run.deploy(app, "upgrade", release=_base_release(app, base))
-        except Unverifiable:
-            raise
+            if pending is None:
+                pending = run.start_deploy(app, "upgrade", release=_base_release(app, base))
+            run.await_deploy(app, "upgrade", pending)
         except Exception as exc:
             raise Unverifiable(f"base release {base} does not install: {exc}") from exc
         seed(run, app, "upgrade")
@@ -611,14 +605,9 @@ def verify(run: Run, app: App, op: str, expected: str | None = None) -> None:
                     + ", ".join(f"{loc}: {text}" for loc, text in wrong.items())
                 )
         if run.meta.VERIFY_DATA is not None:
-            try:
-                verdict = run.meta.VERIFY_DATA(run.ctx(app, op))
-            except Exception as exc:
-                raise backup.BackupError(
-                    f"VERIFY_DATA after {op} raised at {raised(run.meta.VERIFY_DATA, exc)}"
-                ) from exc
-            if verdict is False:
-                raise backup.BackupError(f"VERIFY_DATA after {op} returned False")
+            passed, why = verdict(run.meta.VERIFY_DATA, run.ctx(app, op))
+            if not passed:
+                raise backup.BackupError(f"VERIFY_DATA after {op} {why}")
 
 
 def _exec_hook(run: Run, app: App, service: str, hook: str, op: str) -> None:
@@ -665,13 +654,8 @@ def backup_tier(run: Run) -> None:
                 )
         if run.meta.BACKUP_VERIFY is None:
             return
-        try:
-            verdict = run.meta.BACKUP_VERIFY(run.ctx(app, "backup"))
-        except Exception as exc:
-            verdict, why = False, f"raised at {raised(run.meta.BACKUP_VERIFY, exc)}"
-        else:
-            why = "returned False"
-        if verdict is not False:
+        passed, why = verdict(run.meta.BACKUP_VERIFY, run.ctx(app, "backup"))
+        if passed:
             return
         log.warning("%s: BACKUP_VERIFY %s (capture %d of 3)", app.name, why, attempt)
     raise backup.BackupError(f"BACKUP_VERIFY rejected 3 captures: {why}")
@@ -694,8 +678,7 @@ def _restore_into(run: Run, app: App, op: str) -> None:
         for sel, _ in run.backups:
             if hook := sel.hooks.get("restore.post-hook"):
                 _exec_hook(run, app, sel.service, hook, op)
-    with run.tracer.span("probe", app=app.name):
-        run.probe(app, op, converged, since=started)
+    run.probe(app, op, converged, since=started)
 
 
 def restore_tier(run: Run) -> None:

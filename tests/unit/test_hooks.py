@@ -12,7 +12,7 @@ import pytest
 
 from harness import meta
 from harness.errors import InfraError, MetaError
-from harness.hooks import HookCtx, load_deps, raised
+from harness.hooks import HookCtx, load_deps, raised, verdict
 
 
 def test_signature_check_accepts_expected_and_optional_keywords() -> None:
@@ -32,6 +32,19 @@ def test_raised_names_the_hooks_own_file_and_line(tmp_path: Path) -> None:
     # json's own frames come later in the traceback: the line is the hook's call into it
     text = raised(hook, caught.value)
     assert text.startswith(f"{tmp_path / 'recipe_meta.py'}:4: JSONDecodeError: Expecting value")
+
+
+def test_verdict_fails_on_false_or_a_raise_and_passes_on_anything_else(tmp_path: Path) -> None:
+    (tmp_path / "recipe_meta.py").write_text(
+        "def READY_PROBE(ctx):\n    if ctx == 'boom':\n        raise OSError('no db')\n"
+        "    return ctx\n"
+    )
+    hook = meta.load(tmp_path).READY_PROBE
+    assert verdict(hook, None) == (True, "")  # None is not False: a probe may return nothing
+    assert verdict(hook, False) == (False, "returned False")
+    passed, why = verdict(hook, "boom")
+    assert not passed
+    assert why == f"raised at {tmp_path / 'recipe_meta.py'}:3: OSError: no db"
 
 
 def test_signature_check_names_definition_site() -> None:
