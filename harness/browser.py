@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["browser", "browser_url", "close", "screenshot"]
+__all__ = ["app_context", "browser", "close", "screenshot"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -40,20 +40,21 @@ def close() -> None:
         _open.pop("playwright").stop()
 
 
-def browser_url(ctx: Any) -> str:
-    """Where a browser reaches the app by its domain: *.localhost resolves to loopback."""
+def app_context(ctx: Any, **options: Any) -> Any:
+    """A fresh browser context whose relative URLs reach the app by its domain (on the
+    local platform *.localhost resolves to loopback, at the app's host port)."""
     connect = urlsplit(ctx.base_url)
     if connect.hostname == "127.0.0.1":
-        return f"http://{ctx.domain}:{connect.port}"
-    return str(ctx.base_url)
+        base_url = f"http://{ctx.domain}:{connect.port}"
+    else:
+        base_url = str(ctx.base_url)
+    return browser().new_context(base_url=base_url, **options)
 
 
 def screenshot(ctx: Any, path: Path, hook: Any = None) -> int | None:
     """A screenshot of the app's web page (or what ``SCREENSHOT(page, ctx)`` shows) at
     ``path``; the HTTP status of the page, when the harness opened it."""
-    context = browser().new_context(
-        base_url=browser_url(ctx), viewport={"width": 1280, "height": 800}
-    )
+    context = app_context(ctx, viewport={"width": 1280, "height": 800})
     try:
         page = context.new_page()
         if hook is not None:

@@ -3,8 +3,8 @@
 ``app`` is the live app as a ``HookCtx`` (domain, base URL, HTTP with the Host header, exec
 and logs per service); ``meta`` the loaded RecipeMeta; ``deps`` the provisioned
 dependencies; ``op_state`` the JSON named by CCCI_OP_STATE_FILE; ``page`` a playwright
-page of the system chromium, already on the app. The browser chain is layered like
-playwright-pytest's: one browser per session, a fresh context and page per test.
+page of the system chromium, already on the app: one browser per process (shared with the
+install tier's screenshot), a fresh context and page per test.
 """
 
 from __future__ import annotations
@@ -67,18 +67,11 @@ def op_state() -> Any:
         pytest.skip(f"{OP_STATE_ENV}={path} is not readable JSON: {exc}")
 
 
-@pytest.fixture(scope="session")
-def _ccci_browser() -> Any:
-    from harness import browser
-
-    return browser.browser()
-
-
 @pytest.fixture
-def page(_ccci_browser: Any, app: Any) -> Iterator[Any]:
-    from harness.browser import browser_url
+def page(app: Any) -> Iterator[Any]:
+    from harness.browser import app_context
 
-    context = _ccci_browser.new_context(base_url=browser_url(app))
+    context = app_context(app)
     page = context.new_page()
     page.goto("/")
     yield page
