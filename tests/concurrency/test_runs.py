@@ -103,32 +103,18 @@ def test_live_runs_of_another_session_are_never_swept(workspace: Workspace) -> N
 
 # 1.0.0 writes data format 1; 1.1.0 starts at once on an empty volume but takes minutes to
 # migrate format-1 data: install passes quickly and the upgrade is caught in the middle.
-MIGRATING = """\
-version: "3.8"
-services:
-  app:
-    image: cc-ci/busybox:bookworm
-    command:
-      - sh
-      - -c
-      - |
-        [ -f /www/format ] || echo @FORMAT@ >/www/format
-        [ "$$(cat /www/format)" = @FORMAT@ ] || sleep 600
-        echo ok >/www/index.html
-        exec httpd -f -p 8080 -h /www
-    volumes: ["www:/www"]
-    networks: [proxy]
-    deploy:
-      labels:
-        - "traefik.enable=true"
-        - "traefik.http.services.${STACK_NAME}.loadbalancer.server.port=8080"
-        - "coop-cloud.${STACK_NAME}.version=@VERSION@"
-networks:
-  proxy:
-    external: true
-volumes:
-  www:
-"""
+MIGRATING = (
+    WEB_APP.replace(
+        "      - mkdir -p /www && echo ok >/www/index.html && exec httpd -f -p 8080 -h /www\n",
+        "      - |\n"
+        "        [ -f /www/format ] || echo @FORMAT@ >/www/format\n"
+        '        [ "$$(cat /www/format)" = @FORMAT@ ] || sleep 600\n'
+        "        echo ok >/www/index.html\n"
+        "        exec httpd -f -p 8080 -h /www\n"
+        '    volumes: ["www:/www"]\n',
+    )
+    + "volumes:\n  www:\n"
+)
 
 
 def test_sigkill_mid_upgrade_leaves_valid_partial_results(workspace: Workspace) -> None:
