@@ -18,6 +18,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.errors import CcciError
 
@@ -25,7 +26,7 @@ RECIPES_DIR = Path("recipes")
 
 
 def _meta(args: argparse.Namespace) -> int:
-    from harness import meta
+    from harness.recipe import meta
 
     loaded = meta.load(args.recipe_dir)
     customized = loaded.non_default()
@@ -36,8 +37,8 @@ def _meta(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from harness.appenv import app_env
-    from harness.plan import make_plan
+    from harness.recipe.appenv import app_env
+    from harness.recipe.plan import make_plan
 
     checkout = args.checkout.resolve()
     if not (checkout / "compose.yml").is_file():
@@ -91,14 +92,12 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
         raise CcciError("run recipe repos and recipe dirs in separate runs")
     if len(repo_dirs) > 1:
         raise CcciError(f"recipe repos from several directories: {', '.join(sorted(repo_dirs))}")
-    from harness.plugin import RunDirs
-
-    runs = RunDirs()
+    runs = _Documents()
     with scratch:
         code = int(pytest.main([*targets, *options, *pytest_args], plugins=[runs]))
     below = [
         f"{doc['recipe']} reached level {doc['level']}, expected {doc['expected_level']}"
-        for _, doc in runs.documents()
+        for _, doc in runs.found
         if doc["level"] != doc["expected_level"]
     ]
     for line in below:
@@ -106,8 +105,21 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     return code or (1 if below else 0)
 
 
+class _Documents:
+    """Takes the results of the session's runs as it ends (from the plugin's controller)."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[Path, dict[str, Any]]] = []
+
+    def pytest_unconfigure(self, config: Any) -> None:
+        from harness.plugin import RUN_DIRS
+
+        run_dirs = config.stash.get(RUN_DIRS, None)
+        self.found = run_dirs.documents() if run_dirs is not None else []
+
+
 def _lint(args: argparse.Namespace) -> int:
-    from harness.lint import lint, render_table, summary
+    from harness.recipe.lint import lint, render_table, summary
 
     if not (args.checkout / "compose.yml").is_file():
         raise CcciError(f"{args.checkout}: not a recipe checkout (no compose.yml)")
@@ -122,7 +134,7 @@ def _lint(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from harness.results import compare, load, previous_run
+    from harness.reports.results import compare, load, previous_run
 
     try:
         run_a, run_b = (

@@ -5,6 +5,9 @@ Why custom items rather than generated test functions: the tiers of a recipe sha
 calls ``RecipeDir.setup()`` before the first tier and ``teardown()`` after the last, also
 after ``-x``, a failure or Ctrl-C — and tiers need no fixtures. One collector per recipe is
 one ``--dist loadscope`` scope, so a recipe's tiers stay in order on one worker.
+
+A tier's status lives in the run's ``Results`` only; a later tier asks it whether an
+earlier one failed.
 """
 
 from __future__ import annotations
@@ -15,59 +18,60 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
-from harness import lifecycle, manifest, meta
+from harness import settings
 from harness.errors import CcciError, InfraError, MetaError, RecipeError
-from harness.results import TierResult
-from harness.settings import SETTINGS_KEY
+from harness.lifecycle.run import Run
+from harness.lifecycle.tiers import RUNNERS, Unverifiable
+from harness.lifecycle.waits import EngineAnswers, wait_for
+from harness.recipe import customization, manifest
+from harness.recipe.meta import TIERS
+from harness.reports.results import TierResult
+
+__all__ = ["CustomTests", "RecipeDir", "TierItem", "deselect_tiers", "record_custom"]
 
 log = logging.getLogger(__name__)
 
-# Tiers this harness implements, in lifecycle order; lint follows them as its own item.
-IMPLEMENTED = ("install", "upgrade", "backup", "restore")
+# Tiers this harness runs as items of its own, in lifecycle order; lint follows them.
+LIFECYCLE = ("install", "upgrade", "backup", "restore")
+ENGINE_BACK_WINDOW = 60.0  # seconds an infra retry waits for the engine to answer again
 
 
 class RecipeDir(pytest.Directory):
     """``recipes/<name>/``: the tiers of one recipe."""
 
-    run: lifecycle.Run | None = None
+    run: Run | None = None
     custom_failures: list[str]
     custom_skips: list[str]
 
-    @property
-    def recipe(self) -> str:
-        return self.path.name
-
-    def collect(self) -> Iterator[pytest.Item]:
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         try:
-            self.meta = meta.load(self.path)
-            self.ops = meta.load_ops(self.path)
+            self.recipe = customization.read(self.path)
         except MetaError as exc:
             raise self.CollectError(str(exc)) from None
-        for tier in IMPLEMENTED:
-            if tier in self.meta.TIERS:
+        for tier in LIFECYCLE:
+            if tier in self.recipe.meta.TIERS:
                 yield TierItem.from_parent(self, name=tier, tier=tier)
-        if "custom" in self.meta.TIERS:
-            for path in meta.custom_test_files(self.path):
-                yield pytest.Module.from_parent(self, path=path)  # type: ignore[misc]
+        for path in self.recipe.custom_tests:
+            yield CustomTests.from_parent(self, path=path)
         yield TierItem.from_parent(self, name="lint", tier="lint")
 
     def setup(self) -> None:
-        settings = self.config.stash[SETTINGS_KEY]
+        chosen = settings.of(self.config)
         self.custom_failures, self.custom_skips = [], []
         _terminate_like_interrupt()
-        self.run = lifecycle.Run(
-            recipe=self.recipe,
-            recipe_dir=self.path,
-            meta=self.meta,
-            catalogue=settings.catalogue,
-            ref=settings.ref,
-            runs_root=settings.runs_dir,
-            deadline=settings.run_deadline,
-            ops=self.ops,
+        selected = [tier_of(i) for i in self.session.items if recipe_dir_of(i) is self]
+        self.run = Run(
+            self.recipe,
+            catalogue=chosen.catalogue,
+            ref=chosen.ref,
+            runs_root=chosen.runs_dir,
+            deadline=chosen.run_deadline,
+            tiers=tuple(dict.fromkeys(selected)),
         )
         # One block at the start of the run, past output capture (as pytest's live logs do).
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -75,12 +79,32 @@ class RecipeDir(pytest.Directory):
         if reporter is not None and capture is not None:
             with capture.global_and_fixture_disabled():
                 reporter.write_line("")
-                reporter.write_line(manifest.render(self.recipe, self.run.manifest))
+                reporter.write_line(manifest.render(self.recipe.recipe, self.run.manifest))
 
     def teardown(self) -> None:
         if self.run is not None:
             run, self.run = self.run, None
             run.close()
+
+
+class CustomTests(pytest.Module):
+    """A custom test file of a recipe dir, imported under a name of its own whatever the
+    session's ``--import-mode``: two recipe dirs' ``functional/test_app.py`` never collide."""
+
+    def _getobj(self) -> ModuleType:
+        # pytest's own importer, in its importlib mode (a unique module name from the path,
+        # assertion rewriting kept); private API, pinned by tests/e2e.
+        from _pytest.pathlib import ImportMode, import_path
+
+        try:
+            return import_path(
+                self.path,
+                mode=ImportMode.importlib,
+                root=self.config.rootpath,
+                consider_namespace_packages=False,
+            )
+        except Exception as exc:
+            raise self.CollectError(f"{self.path}: {type(exc).__name__}: {exc}") from exc
 
 
 def _terminate_like_interrupt() -> None:
@@ -95,10 +119,6 @@ def _terminate_like_interrupt() -> None:
         signal.signal(signal.SIGTERM, interrupt)
 
 
-class LintFailure(RecipeError):
-    """The recipe fails lint rules of error severity."""
-
-
 def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
@@ -109,36 +129,27 @@ class TierItem(pytest.Item):
     def __init__(self, *, tier: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tier = tier
-        self.add_marker(pytest.mark.e2e)
 
     @property
     def recipe_dir(self) -> RecipeDir:
         assert isinstance(self.parent, RecipeDir)
         return self.parent
 
-    def _later_tiers(self) -> list[str]:
-        selected = [tier_of(i) for i in self.session.items if recipe_dir_of(i) is self.parent]
-        return selected[selected.index(self.tier) + 1 :]
-
     def runtest(self) -> None:
-        recipe_dir = self.recipe_dir
-        run = recipe_dir.run
+        run = self.recipe_dir.run
         assert run is not None
         self.user_properties.append(("ccci_run_dir", str(run.dir)))
-        expect_fail = recipe_dir.meta.EXPECT_FAIL
         results = run.results
-        for earlier, outcome in run.outcomes.items():
-            if outcome in ("fail", "xfail") and self.tier != "lint":  # lint needs no app
-                run.outcomes[self.tier] = "skip"
-                how = "as designed" if outcome == "xfail" else ""
-                reason = f"{earlier} failed {how}".strip() + f": {self.tier} cannot run"
-                results.end_tier(self.tier, TierResult("unver", reason))
-                pytest.skip(reason)
+        blocked = results.blocker()
+        if blocked is not None and self.tier != "lint":  # lint needs no app
+            earlier, designed = blocked
+            reason = f"{earlier} failed{' as designed' if designed else ''}: {self.tier} cannot run"
+            results.end_tier(self.tier, TierResult("unver", reason))
+            pytest.skip(reason)
         results.start_tier(self.tier)
         try:
             self._run_tier(run)
-        except lifecycle.Unverifiable as exc:
-            run.outcomes[self.tier] = "unver"
+        except Unverifiable as exc:
             status = "skip" if exc.structural else "unver"
             results.end_tier(self.tier, TierResult(status, str(exc)))
             if not exc.structural:  # loud: a rung we could not verify is never silent
@@ -148,61 +159,39 @@ class TierItem(pytest.Item):
             pytest.skip(f"{'n/a' if exc.structural else 'unverified'}: {exc}")
         except RecipeError as exc:
             results.end_tier(self.tier, TierResult("fail", _reason(exc), failure_class="recipe"))
-            if expect_fail == self.tier:
-                run.outcomes[self.tier] = "xfail"
+            if self.tier == run.meta.EXPECT_FAIL:
                 pytest.xfail(f"designed failure: {type(exc).__name__}: {exc}")
-            run.outcomes[self.tier] = "fail"
             raise
         except BaseException as exc:
             # The platform or the harness failed, or the run was interrupted: never a
             # verdict on the recipe, so the rung stays unverified, loudly.
-            run.outcomes[self.tier] = "fail"
             attempts = 2 if getattr(exc, "ccci_retried", False) else 1
             results.end_tier(
                 self.tier,
                 TierResult("unver", _reason(exc), failure_class="infra", attempts=attempts),
             )
             raise
-        run.outcomes[self.tier] = "pass"
         results.end_tier(self.tier, TierResult("pass"))
-        if expect_fail == self.tier:
+        if self.tier == run.meta.EXPECT_FAIL:
             pytest.fail(
-                f"canary {recipe_dir.recipe} was designed to fail at {self.tier}, but passed"
+                f"canary {self.recipe_dir.recipe.recipe} was designed to fail at {self.tier},"
+                " but passed"
             )
 
-    def _run_tier(self, run: lifecycle.Run) -> None:
+    def _run_tier(self, run: Run) -> None:
         """Run the tier; an infra failure (engine, network, harness) gets one more try."""
         for attempt in (1, 2):
             try:
-                self._once(run)
+                with run.tracer.span(self.tier, attempt=attempt):
+                    RUNNERS[self.tier](run)
                 return
             except InfraError as exc:
                 if attempt == 2:
                     exc.ccci_retried = True  # type: ignore[attr-defined]
                     raise
-                log.warning("%s: infra failure, retrying once: %s", self.nodeid, exc)
-
-    def _once(self, run: lifecycle.Run) -> None:
-        with run.tracer.span(self.tier):
-            if self.tier == "lint":
-                verdict = run.lint()
-                if verdict["status"] == "fail":
-                    raise LintFailure(f"lint errors: {', '.join(verdict['errors'])}")
-                return
-            # Backup, restore and custom use the upgraded app, or the install app when no
-            # upgrade happens (it may turn out impossible): install keeps its app for them
-            # and upgrade releases it once its own app takes over. An app no later tier
-            # needs goes as soon as its tier ends.
-            later = set(self._later_tiers())
-            keep = bool({"backup", "restore", "custom"} & later)
-            if self.tier == "install":
-                lifecycle.install(run, keep=keep, upgrade_next="upgrade" in later)
-            elif self.tier == "upgrade":
-                lifecycle.upgrade(run, keep=keep)
-            elif self.tier == "backup":
-                lifecycle.backup_tier(run)
-            else:
-                lifecycle.restore_tier(run)
+                log.warning("%s: infra failure, retrying once: %s", self.nodeid, _reason(exc))
+                # An engine that dropped out for a moment is retried once it is back.
+                wait_for(EngineAnswers(), ENGINE_BACK_WINDOW, run.deadline)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CcciError):
@@ -210,7 +199,7 @@ class TierItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{self.recipe_dir.recipe}::{self.tier}"
+        return self.path, None, f"{self.recipe_dir.recipe.recipe}::{self.tier}"
 
 
 def recipe_dir_of(item: pytest.Item) -> RecipeDir | None:
@@ -222,6 +211,19 @@ def tier_of(item: pytest.Item) -> str:
     return item.tier if isinstance(item, TierItem) else "custom"
 
 
+def deselect_tiers(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--tiers``: deselect the lifecycle tiers (and custom tests) not asked for."""
+    tiers = settings.of(config).tiers
+    deselected = [
+        i
+        for i in items
+        if recipe_dir_of(i) is not None and tier_of(i) in TIERS and tier_of(i) not in tiers
+    ]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [i for i in items if i not in deselected]
+
+
 def record_custom(item: pytest.Item, report: pytest.TestReport) -> None:
     """Fold a custom test's outcome into the run's ``custom`` tier; on failure, attach the
     app's service logs to the report."""
@@ -230,14 +232,12 @@ def record_custom(item: pytest.Item, report: pytest.TestReport) -> None:
         return
     run = recipe_dir.run
     results = run.results
-    if report.when == "setup" and "custom" not in run.outcomes:
-        run.outcomes["custom"] = "pass"
+    if report.when == "setup" and "custom" not in results.tiers:
         results.start_tier("custom")
     if report.failed:
-        run.outcomes["custom"] = "fail"
         recipe_dir.custom_failures.append(f"{item.name}: {report.when} failed")
         if run.live_app is not None:
-            report.sections.append(("cc-ci: app logs", run.app_logs(run.live_app)))
+            report.sections.append(("cc-ci: app logs", run.live_app.logs()))
     elif report.skipped and report.when in ("setup", "call"):
         recipe_dir.custom_skips.append(
             str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else "skipped"

@@ -12,18 +12,21 @@ message reads as one line of cause followed by the evidence::
     │   │                           undefined secret, missing variable, refused by policy
     │   ├── ConvergeError           services did not converge: crash loop, rejected task,
     │   │                           rollback, timeout (carries the last log lines)
+    │   ├── DeployError             the engine refused what the recipe asks: `docker stack
+    │   │                           deploy` rejected its config, an image is missing
     │   ├── StampError              the deployed labels do not name what we deployed
     │   └── ProbeError              a probe, hook command or check against the live app
     │                               failed
     └── InfraError                  the platform failed, not the recipe — kind "infra"
         ├── PlatformError           engine unreachable, swarm inactive, base image missing
+        ├── EngineError             a call to the engine failed: a server error, a lost
+        │                           connection, a timeout (translated in harness.swarm)
         ├── CatalogueError          recipe repo cannot be fetched, ref or tag not found
-        ├── DeployError             `docker stack deploy` / secret creation refused,
-        │                           image missing locally
         └── TeardownError           resources of the run remain after teardown (a leak)
 
 ``kind`` tells results which failure class a rung failed with: an ``infra`` failure is
-retried and never silently lowers a level.
+retried once and never counts against the recipe. Docker's own errors (SDK, connection,
+CLI, timeouts) enter only through ``harness.swarm``, which maps them into this tree.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ __all__ = [
     "CcciError",
     "ConvergeError",
     "DeployError",
+    "EngineError",
     "InfraError",
     "MetaError",
     "PlanError",
@@ -43,6 +47,7 @@ __all__ = [
     "RecipeError",
     "StampError",
     "TeardownError",
+    "last_line",
 ]
 
 FailureKind = Literal["recipe", "infra"]
@@ -72,6 +77,10 @@ class ConvergeError(RecipeError):
     """The deployed services did not reach their desired state."""
 
 
+class DeployError(RecipeError):
+    """The engine refused what the recipe asks for (its stack config, an image)."""
+
+
 class StampError(RecipeError):
     """The deployed version labels do not name the commit or tag we deployed."""
 
@@ -94,9 +103,15 @@ class CatalogueError(InfraError):
     """A recipe repo could not be fetched or a ref could not be resolved."""
 
 
-class DeployError(InfraError):
-    """Docker refused to create what a deploy needs."""
+class EngineError(InfraError):
+    """A call to the Docker engine failed: a server error, a lost connection, a timeout."""
 
 
 class TeardownError(InfraError):
     """Resources labelled with the run id remain after teardown."""
+
+
+def last_line(text: str | None, default: str = "") -> str:
+    """The last non-blank line of a command's output: the one that usually says why."""
+    lines = (text or "").strip().splitlines()
+    return lines[-1].strip() if lines else default

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-OP_STATE_ENV = "CCCI_OP_STATE_FILE"
+OP_STATE_ENV = "CCCI_OP_STATE_FILE"  # written by the run (harness.lifecycle.run)
 
 
 @pytest.fixture
@@ -39,17 +39,18 @@ def meta(_ccci_run: Any) -> Any:
 def app(_ccci_run: Any) -> Any:
     live = _ccci_run.live_app
     if live is None:
-        ran = ", ".join(f"{t} {o}" for t, o in _ccci_run.outcomes.items()) or "nothing"
-        pytest.skip(f"no live app to test (install/upgrade: {ran})")
+        tiers = _ccci_run.results.tiers
+        ran = ", ".join(f"{t} {r.status}" for t, r in tiers.items() if t != "custom")
+        pytest.skip(f"no live app to test (tiers: {ran or 'none ran'})")
     if not _ccci_run.custom_started:  # ops.py's pre_custom, once, before the first test
         _ccci_run.custom_started = True
         _ccci_run.call_pre("custom", live)
-    return _ccci_run.ctx(live, "custom")
+    return live.ctx("custom")
 
 
 @pytest.fixture
 def deps() -> Any:
-    from harness.hooks import load_deps
+    from harness.lifecycle.hooks import load_deps
 
     return load_deps()
 
@@ -69,7 +70,7 @@ def op_state() -> Any:
 
 @pytest.fixture
 def page(app: Any) -> Iterator[Any]:
-    from harness.browser import app_context
+    from harness.lifecycle.browser import app_context
 
     context = app_context(app)
     page = context.new_page()

@@ -1,12 +1,13 @@
-"""The pytest11 entry point of cc-ci: hooks only, heavy imports inside them.
+"""The pytest11 entry point of cc-ci: hooks only, everything else imported inside them.
 
-Registering the plugin costs nothing: no Docker, no git, no browser is touched until a
-recipe dir (a directory holding recipe_meta.py) is collected.
+Registering the plugin costs nothing: a session that names no recipe dir (a directory
+holding recipe_meta.py) imports nothing else of cc-ci and touches no Docker, git or
+browser. The run dirs a session made are gathered on the controller only (xdist workers
+send their reports there), under a ``StashKey``, as junitxml gathers its cases.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,30 +16,41 @@ import pytest
 
 from harness import settings
 
+RUN_DIRS = pytest.StashKey["RunDirs"]()
+SWEPT = pytest.StashKey[dict[str, int]]()
+
+
+class RunDirs:
+    """The run dirs the session's tier items reported (from xdist workers too)."""
+
+    def __init__(self) -> None:
+        self.dirs: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == "ccci_run_dir" and value not in self.dirs:
+                self.dirs.append(str(value))
+
+    def documents(self) -> list[tuple[Path, dict[str, Any]]]:
+        from harness.reports.results import load
+
+        found = []
+        for run_dir in self.dirs:
+            try:
+                found.append((Path(run_dir), load(Path(run_dir))))
+            except (OSError, ValueError):
+                continue
+        return found
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     settings.add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "e2e: deploys real stacks on the local swarm (slow)")
-    config.stash[settings.SETTINGS_KEY] = settings.resolve(config)
-    if not config.pluginmanager.has_plugin("harness.fixtures"):
-        config.pluginmanager.import_plugin("harness.fixtures")
-    if not any(isinstance(p, RunDirs) for p in config.pluginmanager.get_plugins()):
-        config.pluginmanager.register(RunDirs(), "cc-ci-run-dirs")
-
-
-def pytest_report_header(config: pytest.Config) -> str:
-    host = os.environ.get("DOCKER_HOST")
-    chosen = config.stash[settings.SETTINGS_KEY]
-    return (
-        f"cc-ci platform: {'remote swarm at ' + host if host else 'local'}; "
-        f"catalogue: {chosen.catalogue}"
-    )
-
-
-SWEPT_KEY = pytest.StashKey[dict[str, int]]()
+    if not hasattr(config, "workerinput"):  # the controller, or a session without xdist
+        config.stash[RUN_DIRS] = RunDirs()
+        config.pluginmanager.register(config.stash[RUN_DIRS], "cc-ci-run-dirs")
 
 
 def _names_recipes(config: pytest.Config) -> bool:
@@ -50,92 +62,74 @@ def _names_recipes(config: pytest.Config) -> bool:
     return False
 
 
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if not _names_recipes(config):
+        return None
+    import os
+
+    host = os.environ.get("DOCKER_HOST")
+    return (
+        f"cc-ci platform: {'remote swarm at ' + host if host else 'local'}; "
+        f"catalogue: {settings.of(config).catalogue}"
+    )
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     if hasattr(config, "workerinput") or not _names_recipes(config):
         return  # xdist workers leave it to their controller; non-recipe sessions stay inert
-    from harness import janitor
     from harness.errors import CcciError
+    from harness.lifecycle import janitor
 
-    age = config.stash[settings.SETTINGS_KEY].janitor_age
     try:
-        config.stash[SWEPT_KEY] = janitor.sweep_dead_runs(min_age=age)
+        config.stash[SWEPT] = janitor.sweep_dead_runs(min_age=settings.of(config).janitor_age)
     except CcciError as exc:
         raise pytest.UsageError(f"cc-ci: {exc}") from None
-
-
-class RunDirs:
-    """Collects the run dirs the session's tier items report (from xdist workers too)."""
-
-    def __init__(self) -> None:
-        self.dirs: list[str] = []
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for name, value in report.user_properties:
-            if name == "ccci_run_dir" and value not in self.dirs:
-                self.dirs.append(str(value))
-
-    def documents(self) -> list[tuple[Path, dict[str, Any]]]:
-        from harness.results import load
-
-        found = []
-        for run_dir in self.dirs:
-            try:
-                found.append((Path(run_dir), load(Path(run_dir))))
-            except (OSError, ValueError):
-                continue
-        return found
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    browser = sys.modules.get("harness.browser")  # started only if a screenshot or page was
-    if browser is not None:
-        browser.close()
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    plugins = terminalreporter.config.pluginmanager.get_plugins()
-    runs = next((p for p in plugins if isinstance(p, RunDirs)), None)
-    documents = runs.documents() if runs is not None else []
-    if documents:
-        from harness.results import summary_table
-
-        terminalreporter.write_sep("=", "cc-ci summary (level/expected; ! = below expected)")
-        terminalreporter.write_line(summary_table(documents))
-    swept = terminalreporter.config.stash.get(SWEPT_KEY, {})
-    if swept:
-        dead = ", ".join(f"{run} ({n} resources)" for run, n in swept.items())
-        terminalreporter.write_line(f"cc-ci janitor: removed leftovers of dead runs: {dead}")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if not (path / "recipe_meta.py").is_file():
         return None
+    config = parent.config
+    if not config.pluginmanager.has_plugin("harness.fixtures"):
+        config.pluginmanager.import_plugin("harness.fixtures")
     from harness.collect import RecipeDir
 
     return RecipeDir.from_parent(parent, path=path)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    collect = sys.modules.get("harness.collect")  # imported once a recipe dir was collected
+    if collect is not None:
+        collect.deselect_tiers(config, items)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    collect = sys.modules.get("harness.collect")  # loaded once a recipe dir was collected
+    collect = sys.modules.get("harness.collect")
     if collect is not None:
         collect.record_custom(item, report)
     return report
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    from harness.collect import recipe_dir_of, tier_of  # cheap: collection imported it
-    from harness.meta import TIERS
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    browser = sys.modules.get("harness.lifecycle.browser")  # started only if it was used
+    if browser is not None:
+        browser.close()
 
-    tiers = config.stash[settings.SETTINGS_KEY].tiers
-    deselected = [
-        i
-        for i in items
-        if recipe_dir_of(i) is not None and tier_of(i) in TIERS and tier_of(i) not in tiers
-    ]
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = [i for i in items if i not in deselected]
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    config = terminalreporter.config
+    run_dirs = config.stash.get(RUN_DIRS, None)
+    documents = run_dirs.documents() if run_dirs is not None else []
+    if documents:
+        from harness.reports.results import summary_table
+
+        terminalreporter.write_sep("=", "cc-ci summary (level/expected; ! = below expected)")
+        terminalreporter.write_line(summary_table(documents))
+    swept = config.stash.get(SWEPT, {})
+    if swept:
+        dead = ", ".join(f"{run} ({n} resources)" for run, n in swept.items())
+        terminalreporter.write_line(f"cc-ci janitor: removed leftovers of dead runs: {dead}")

@@ -1,6 +1,8 @@
 """cc-ci's options: one help text per option and its ini twin, resolved once, frozen.
 
 Precedence: command line, then environment (``CCCI_<NAME>``), then ini, then default.
+Resolved on first use (``of(config)``): a session that names no recipe dir never does,
+and imports nothing else of cc-ci.
 """
 
 from __future__ import annotations
@@ -11,13 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.meta import TIERS
-
-__all__ = ["OPTIONS", "SETTINGS_KEY", "Settings", "resolve"]
+__all__ = ["OPTIONS", "Settings", "add_options", "of"]
 
 
 def _default_catalogue() -> str:
-    from harness.catalogue import DEFAULT_CATALOGUE
+    from harness.recipe.catalogue import DEFAULT_CATALOGUE
 
     return DEFAULT_CATALOGUE
 
@@ -27,7 +27,8 @@ OPTIONS = {
     "catalogue": "where recipes are fetched from: a URL prefix or a directory of recipe repos"
     " (default: the demo catalogue built by scripts/setup)",
     "ref": "the candidate: a tag, branch, commit or pull/<n> (default: the default branch)",
-    "tiers": f"comma-separated tiers to run (default: all of {', '.join(TIERS)})",
+    "tiers": "comma-separated tiers to run: install, upgrade, backup, restore, custom"
+    " (default: every one the recipe dir's TIERS names)",
     "runs-dir": "where run dirs are written (default: runs/ under the rootdir)",
     "run-deadline": "seconds a recipe's run may take, every wait included (default: 3600)",
     "janitor-age": "seconds after which resources of dead runs are swept (default: 60)",
@@ -44,7 +45,14 @@ class Settings:
     janitor_age: float = 60.0
 
 
-SETTINGS_KEY = pytest.StashKey[Settings]()
+_SETTINGS = pytest.StashKey[Settings]()
+
+
+def of(config: pytest.Config) -> Settings:
+    """The session's settings, resolved once."""
+    if _SETTINGS not in config.stash:
+        config.stash[_SETTINGS] = resolve(config)
+    return config.stash[_SETTINGS]
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -68,6 +76,8 @@ def _value(config: pytest.Config, name: str) -> tuple[str | None, str]:
 
 
 def resolve(config: pytest.Config) -> Settings:
+    from harness.recipe.meta import TIERS
+
     catalogue, _ = _value(config, "catalogue")
     ref, _ = _value(config, "ref")
     tiers_raw, source = _value(config, "tiers")

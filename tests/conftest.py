@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from harness import engine, teardown
-from harness.platform import RUN_LABEL
+from harness.lifecycle import teardown
+from harness.lifecycle.platform import RUN_LABEL
+from harness.swarm import engine
 
 pytest_plugins = ["pytester"]
 

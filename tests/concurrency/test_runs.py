@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from harness import janitor, teardown
+from harness.lifecycle import janitor, teardown
 from tests.conftest import SLOW_APP, WEB_APP, Session, Workspace
 
 pytestmark = pytest.mark.e2e

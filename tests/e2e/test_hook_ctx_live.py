@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from harness import engine, meta
 from harness.errors import ProbeError
-from harness.hooks import HookCtx
+from harness.lifecycle.hooks import HookCtx
+from harness.recipe import meta
+from harness.swarm import engine
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +56,7 @@ def test_exec_and_logs_reach_the_running_service(live_app: str, tmp_path: Path) 
     with pytest.raises(ProbeError, match=r"_app: \['sh', '-c', 'echo boom >&2; exit 4'\] exited 4"):
         ctx.exec("app", ["sh", "-c", "echo boom >&2; exit 4"])
     with pytest.raises(ProbeError, match="no running container"):
-        ctx._container("db", wait=0.5)
+        ctx.exec("db", ["true"], wait=0.5)
     deadline = time.monotonic() + 10
     while "hello-from-app" not in ctx.logs("app"):
         assert time.monotonic() < deadline, ctx.logs("app")

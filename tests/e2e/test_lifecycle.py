@@ -138,12 +138,19 @@ def test_custom_tests_run_against_the_live_app_and_failures_carry_its_logs(
         "\n"
         "def test_fails_on_purpose(app):\n"
         "    assert app.get('/missing').status_code == 200\n"
+        "\n"
+        "def test_reads_what_the_tiers_did(app, op_state):\n"
+        "    assert op_state['install']['app'] == app.app\n"
+        "    assert op_state['install']['stamps']['recipe'] == 'custom'\n"
     )
     (recipe_dir / "test_top_level.py").write_text("def test_never_collected(): pass\n")
     session = workspace.pytest("recipes/custom")
     outcomes = session.outcomes
     assert outcomes["recipes/custom/functional/test_app.py::test_serves_ok"] == "PASSED"
     assert outcomes["recipes/custom/functional/test_app.py::test_fails_on_purpose"] == "FAILED"
+    assert outcomes["recipes/custom/functional/test_app.py::test_reads_what_the_tiers_did"] == (
+        "PASSED"
+    )
     assert not any("test_top_level" in nodeid for nodeid in outcomes)
     assert "cc-ci: app logs" in session.output
     (doc,) = session.results()
@@ -202,3 +209,47 @@ def test_a_raising_hook_fails_its_tier_with_file_and_line(workspace: Workspace) 
     assert "pre_install raised at " in session.output
     assert "ops.py:2: RuntimeError: no bucket" in session.output
     session.assert_nothing_left()
+
+
+def test_a_worker_that_dies_after_its_first_green_turns_red(workspace: Workspace) -> None:
+    # No healthcheck, no web service: converged after MIN_UPTIME, then dead a few seconds
+    # later, every time. Nothing probes it; the install must still not pass.
+    worker = (
+        'version: "3.8"\n'
+        "services:\n"
+        "  app:\n"
+        "    image: cc-ci/busybox:bookworm\n"
+        '    command: ["sh", "-c", "sleep 3; echo \'worker: lost the queue\' >&2; exit 1"]\n'
+        "    deploy:\n"
+        "      labels:\n"
+        '        - "coop-cloud.${STACK_NAME}.version=@VERSION@"\n'
+    )
+    workspace.recipe("worker", [("1.0.0+1", worker)])
+    session = workspace.pytest("recipes/worker", "--tiers", "install")
+    assert session.tier_outcomes == {"recipes/worker::install": "FAILED"}, session.output
+    assert "is crash-looping" in session.output
+    assert "worker: lost the queue" in session.output
+    session.assert_nothing_left()
+
+
+def test_custom_tests_of_two_recipes_with_one_basename_do_not_collide(
+    workspace: Workspace,
+) -> None:
+    # The workspace's pytest.ini sets no --import-mode: pytest's default (prepend) would
+    # import both as the module "test_app".
+    for name in ("alpha", "beta"):
+        recipe_dir = workspace.recipe(name, [("1.0.0+1", WEB_APP)])
+        (recipe_dir / "functional").mkdir()
+        (recipe_dir / "functional" / "test_app.py").write_text(
+            f"def test_{name}(app):\n    assert app.recipe == {name!r}\n"
+        )
+    listed = subprocess.run(
+        [*workspace.argv("recipes/alpha", "recipes/beta", "--co", "-qq")],
+        cwd=workspace.root,
+        capture_output=True,
+        text=True,
+    )
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "recipes/alpha/functional/test_app.py::test_alpha" in listed.stdout
+    assert "recipes/beta/functional/test_app.py::test_beta" in listed.stdout
+    assert "import file mismatch" not in listed.stdout + listed.stderr

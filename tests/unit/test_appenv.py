@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.appenv import abra_exports, app_env, parse_env
+from harness.recipe.appenv import abra_exports, app_env, parse_env
 
 REAL = Path(__file__).resolve().parents[1] / "data" / "real-recipes"  # copies of shared/
 

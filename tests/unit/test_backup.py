@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.backup import Selection, selections
 from harness.errors import PlanError
-from harness.plan import Plan
+from harness.lifecycle.backup import Selection, selections
+from harness.recipe.plan import Plan
 
 
 def plan_with(labels: dict[str, str], mounts: dict[str, str]) -> Plan:

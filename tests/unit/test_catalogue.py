@@ -1,4 +1,4 @@
-"""harness.catalogue with real git repos: mirror, checkout of every ref form, releases."""
+"""harness.recipe.catalogue with real git repos: mirror, checkout of every ref form, releases."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import catalogue
 from harness.errors import CatalogueError
+from harness.recipe import catalogue
 
 
 def git(repo: Path, *args: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import meta
-from harness.docs import KEY_TABLE_DOC, with_key_table
+from harness.recipe import meta
+from harness.recipe.docs import KEY_TABLE_DOC, with_key_table
 
 
 def test_key_table_in_docs_matches_registry() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import meta
 from harness.errors import InfraError, MetaError
-from harness.hooks import HookCtx, load_deps, raised, verdict
+from harness.lifecycle.hooks import HookCtx, load_deps, raised, verdict
+from harness.recipe import meta
 
 
 def test_signature_check_accepts_expected_and_optional_keywords() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.lint import RULES, lint, summary
+from harness.recipe.lint import RULES, lint, summary
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "real-recipes"
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "recipes"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import manifest, meta
+from harness.recipe import customization, manifest
 
 
 def test_redaction_is_recursive_and_by_name() -> None:
@@ -48,10 +48,7 @@ def test_manifest_is_built_from_the_loaded_meta(tmp_path: Path) -> None:
     (tmp_path / "install_steps.sh").write_text("true\n")
     (tmp_path / "compose.ccci.yml").write_text("version: '3.8'\n")
     built = manifest.build(
-        meta.load(tmp_path),
-        tmp_path,
-        meta.load_ops(tmp_path),
-        environ={"CCCI_REF": "pull/3", "HOME": "/r"},
+        customization.read(tmp_path), environ={"CCCI_REF": "pull/3", "HOME": "/r"}
     )
     assert built["overlays"] == ["compose.ccci.yml"]
     # Discovery is not recursive, and a top-level test_*.py is no custom test.

@@ -1,4 +1,4 @@
-"""harness.meta: the registry, the one loader, and every error a recipe_meta.py can cause."""
+"""harness.recipe.meta: the registry, the one loader, and every error a recipe_meta.py can cause."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import meta
 from harness.errors import MetaError
+from harness.recipe import meta
 
 
 def write_meta(tmp_path: Path, source: str) -> Path:

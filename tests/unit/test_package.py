@@ -20,15 +20,15 @@ def test_error_all_is_complete_and_rooted() -> None:
         and issubclass(obj, Exception)
         and obj.__module__ == errors.__name__
     }
-    assert set(errors.__all__) == public
+    assert {n for n in errors.__all__ if isinstance(getattr(errors, n), type)} == public
     for name in public:
         assert issubclass(getattr(errors, name), errors.CcciError)
         assert name in errors.__doc__, f"{name} missing from the tree drawn in the docstring"
 
 
 def test_failure_kinds() -> None:
-    assert errors.MetaError.kind == errors.ConvergeError.kind == "recipe"
-    assert errors.PlatformError.kind == errors.DeployError.kind == "infra"
+    assert errors.MetaError.kind == errors.ConvergeError.kind == errors.DeployError.kind == "recipe"
+    assert errors.PlatformError.kind == errors.EngineError.kind == "infra"
 
 
 def test_pytest_help_does_not_touch_docker() -> None:
@@ -68,8 +68,27 @@ def test_unreachable_engine_is_one_line_not_a_traceback(tmp_path: Path) -> None:
 
 
 def test_plugin_is_registered_through_its_entry_point(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess("--co")
-    result.stdout.fnmatch_lines(["cc-ci platform: local; catalogue: *"])
+    pytester.mkdir("web").joinpath("recipe_meta.py").write_text("")
+    result = pytester.runpytest_subprocess("--co", "web")
+    result.stdout.fnmatch_lines(["cc-ci platform: local; catalogue: *", "*<TierItem install>*"])
+
+
+def test_a_session_without_recipe_dirs_imports_nothing_of_cc_ci(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_plain="""
+        import sys
+
+        def test_modules():
+            loaded = sorted(m for m in sys.modules if m.startswith("harness"))
+            assert loaded == ["harness", "harness.plugin", "harness.settings"], loaded
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "cc-ci platform" not in result.stdout.str()
+    assert "e2e" not in result.stdout.str()
 
 
 def test_cli_meta_reports_valid_and_invalid(
@@ -101,7 +120,7 @@ def test_cli_lint_exit_code_follows_error_rules(
 def test_cli_compare_refuses_what_it_cannot_compare(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from harness.results import Results
+    from harness.reports.results import Results
 
     for name, recipe in (("a-1", "alpha"), ("b-1", "beta")):
         (tmp_path / name).mkdir()

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.appenv import app_env
 from harness.errors import PlanError
-from harness.plan import Plan, make_plan
+from harness.recipe.appenv import app_env
+from harness.recipe.plan import Plan, make_plan
 
 REAL = Path(__file__).resolve().parents[1] / "data" / "real-recipes"  # copies of shared/
 

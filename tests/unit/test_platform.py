@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.appenv import app_env
-from harness.deploy import render_deploy_file, secret_value
 from harness.errors import PlanError
-from harness.plan import Plan, SecretPlan, make_plan, stack_config
-from harness.platform import RUN_LABEL, Platform, Stamp, deploy_config
+from harness.lifecycle.deploy import render_deploy_file, secret_value
+from harness.lifecycle.platform import RUN_LABEL, Platform, Stamp, deploy_config
+from harness.recipe.appenv import app_env
+from harness.recipe.plan import Plan, SecretPlan, make_plan
+from harness.swarm import stack_config
 
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "recipes" / "radicale" / "1.0.0+3.1.9"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from harness.results import Results, TierResult, compare, level, rungs_of, summary_table
+from harness.reports.results import Results, TierResult, compare, level, rungs_of, summary_table
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "docs" / "results.schema.json").read_text()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.plan import Plan
+from harness.recipe.plan import Plan
 
 __all__ = ["RUN_LABEL", "Platform", "Stamp", "deploy_config", "detect"]
 
@@ -31,9 +31,14 @@ RUN_LABEL = "cc-ci.run"
 class Platform:
     name: str  # "local" or "remote"
     ipvs: bool  # can swarm route VIPs and the ingress mesh?
+    proxy: str | None = None  # where a remote swarm's proxy answers (default: the app's domain)
 
-    def describe(self) -> str:
-        return f"{self.name} ({'IPVS' if self.ipvs else 'no IPVS: dnsrr + host-mode ports'})"
+    def base_url(self, domain: str, host_port: int | None) -> str:
+        """Where an app answers: its host-mode port on the local platform, else the proxy
+        (Traefik routes by the ``Host`` header every request carries)."""
+        if host_port is not None:
+            return f"http://127.0.0.1:{host_port}"
+        return self.proxy or f"https://{domain}"
 
 
 def detect() -> Platform:

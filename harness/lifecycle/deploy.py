@@ -1,4 +1,4 @@
-"""The native deployer: secrets, images, `docker stack deploy` — what `abra app deploy` does.
+"""The native deployer's own part of `abra app deploy`: secrets and the deploy file.
 
 Secrets are generated before the deploy, one per external secret of the plan, honouring
 the ``length``/``charset``/``generate=false`` modifiers of .env.sample; a secret that
@@ -12,19 +12,17 @@ import logging
 import os
 import secrets as random
 import string
-import subprocess
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from harness import engine
-from harness.errors import DeployError, PlanError
-from harness.plan import Plan, SecretPlan
-from harness.platform import RUN_LABEL
+from harness.errors import PlanError
+from harness.lifecycle.platform import RUN_LABEL
+from harness.recipe.plan import Plan, SecretPlan
+from harness.swarm import create_secret, labelled
 
-__all__ = ["create_secrets", "ensure_images", "render_deploy_file", "stack_deploy"]
+__all__ = ["create_secrets", "render_deploy_file", "secret_value"]
 
 log = logging.getLogger(__name__)
 
@@ -54,49 +52,16 @@ def secret_value(secret: SecretPlan, environ: Mapping[str, str] = os.environ) ->
 
 def create_secrets(plan: Plan, run_id: str) -> dict[str, str]:
     """Create the plan's secrets that do not exist yet; return ``{key: value}`` of new ones."""
-    client = engine.client()
-    existing = {s.name for s in client.secrets.list(filters={"label": f"{RUN_LABEL}={run_id}"})}
+    existing = {r.name for r in labelled(f"{RUN_LABEL}={run_id}", ("secret",))}
     created = {}
     for secret in plan.secrets:
         if secret.name in existing:
             continue
         value = secret_value(secret)
-        try:
-            client.secrets.create(name=secret.name, data=value.encode(), labels={RUN_LABEL: run_id})
-        except Exception as exc:  # docker.errors.APIError, translated at this seam
-            raise DeployError(f"creating secret {secret.name}: {exc}") from exc
+        create_secret(secret.name, value, {RUN_LABEL: run_id})
         created[secret.key] = value
         log.info("created secret %s", secret.name)
     return created
-
-
-def ensure_images(images: Mapping[str, str], pull: bool) -> None:
-    """Every image is present locally, or (``pull``) pulled now; a missing one is named.
-
-    The local platform has no registry to pull from, and a pull attempt would send traffic
-    off the machine: there a missing image is reported at once.
-    """
-    import docker
-
-    client = engine.client()
-    for service, image in images.items():
-        try:
-            client.images.get(image)
-            continue
-        except docker.errors.ImageNotFound:
-            if not pull:
-                raise DeployError(
-                    f"image {image} (service {service}) is not present locally, and nothing is"
-                    " pulled on the local platform: build it first (see demo/images)"
-                ) from None
-        log.info("pulling %s for service %s", image, service)
-        try:
-            client.images.pull(image)
-        except docker.errors.DockerException as exc:
-            raise DeployError(
-                f"image {image} (service {service}) is not present locally and cannot be"
-                f" pulled: {str(exc).splitlines()[0]}"
-            ) from exc
 
 
 def _escape_dollars(value: Any) -> Any:
@@ -123,25 +88,3 @@ _QuotingDumper.add_representer(
 def render_deploy_file(config: dict[str, Any]) -> str:
     """The YAML `docker stack deploy` reads back as ``config``, string for string."""
     return yaml.dump(_escape_dollars(config), Dumper=_QuotingDumper, sort_keys=False)
-
-
-def stack_deploy(stack: str, config: dict[str, Any], path: Path) -> None:
-    """Write ``config`` (merged and interpolated) to ``path`` and deploy it as ``stack``."""
-    path.write_text(render_deploy_file(config))
-    argv = [
-        "docker",
-        "stack",
-        "deploy",
-        "--detach=true",
-        "--prune",
-        "--resolve-image",
-        "never",
-        "-c",
-        str(path),
-        stack,
-    ]
-    log.info("deploying %s: %s", stack, " ".join(argv))
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines()
-        raise DeployError(f"docker stack deploy {stack}: {lines[-1] if lines else 'failed'}")

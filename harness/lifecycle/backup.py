@@ -8,7 +8,8 @@ running container of their service: ``backupbot.backup.pre-hook`` / ``post-hook`
 the capture, ``backupbot.restore.pre-hook`` / ``post-hook`` around the restore.
 
 The volumes are read and written by a short-lived helper container (busybox) that mounts
-them, labelled with the run like everything else.
+them, labelled with the run like everything else. Its shell lines are built from what the
+recipe's labels say (paths), so every such word is quoted (``shlex.quote``).
 """
 
 from __future__ import annotations
@@ -16,22 +17,32 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import shlex
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from harness import engine
-from harness.errors import DeployError, PlanError, RecipeError
-from harness.plan import Plan
-from harness.platform import RUN_LABEL
+from harness.errors import PlanError, RecipeError, last_line
+from harness.lifecycle.platform import RUN_LABEL
+from harness.recipe.plan import Plan
+from harness.swarm import NAMESPACE_LABEL, create_volume, run_helper
 
-__all__ = ["BackupError", "Selection", "archive", "restore", "selections"]
+__all__ = [
+    "Archive",
+    "BackupError",
+    "Selection",
+    "archive",
+    "create_volumes",
+    "read_markers",
+    "restore",
+    "selections",
+    "write_marker",
+]
 
 log = logging.getLogger(__name__)
 
-HELPER_IMAGE = "cc-ci/busybox:bookworm"
 MARKER = ".ccci-marker"
 
 
@@ -46,6 +57,11 @@ class Selection:
     service: str
     volumes: dict[str, tuple[str, ...]]  # volume key -> paths in it ("" = all of it)
     hooks: dict[str, str] = field(default_factory=dict)  # backup.pre-hook, restore.post-hook…
+
+    @property
+    def restore_hooks(self) -> bool:
+        """Whether restoring it runs hooks, which need its running container."""
+        return any(name.startswith("restore.") for name in self.hooks)
 
 
 def _volume_mounts(spec: Mapping[str, Any]) -> dict[str, str]:
@@ -103,35 +119,36 @@ def volume_name(plan: Plan, key: str) -> str:
 def _helper(
     plan: Plan,
     run_id: str,
-    volumes: list[str],
+    keys: list[str],
     script: str,
+    *,
     upload: bytes | None = None,
     download: str | None = None,
 ) -> bytes:
-    """Run ``script`` in a helper container with ``volumes`` at /v/<key>; its stdout, or the
-    file ``download`` it wrote (binary data cannot travel through logs: they are text)."""
-    client = engine.client()
-    binds = {volume_name(plan, key): {"bind": f"/v/{key}", "mode": "rw"} for key in volumes}
-    container = client.containers.create(
-        HELPER_IMAGE, ["sh", "-c", script], volumes=binds, labels={RUN_LABEL: run_id}
+    """Run ``script`` with the volumes ``keys`` at /v/<key>; its stdout, or the file
+    ``download`` it wrote. A failing script is the recipe's data not being what its
+    labels say: a ``BackupError``."""
+    done = run_helper(
+        script,
+        {volume_name(plan, key): f"/v/{key}" for key in keys},
+        {RUN_LABEL: run_id},
+        upload=upload,
+        download=download,
     )
-    try:
-        if upload is not None:
-            container.put_archive("/", upload)
-        container.start()
-        status = container.wait(timeout=300)
-        if status.get("StatusCode"):
-            err = container.logs(stdout=False, stderr=True).decode(errors="replace").strip()
-            raise DeployError(f"helper on {', '.join(binds)} failed: {err.splitlines()[-1:]}")
-        if download is None:
-            return bytes(container.logs(stdout=True, stderr=False))
-        stream, _ = container.get_archive(download)
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.extractfile(PurePosixPath(download).name)
-            assert member is not None
-            return member.read()
-    finally:
-        container.remove(force=True)
+    if done.exit_code != 0:
+        raise BackupError(
+            f"helper on {', '.join(keys)} of {plan.stack} exited {done.exit_code}:"
+            f" {last_line(done.stderr, 'no output')}"
+        )
+    if download is not None:
+        assert done.download is not None
+        return done.download
+    return done.stdout
+
+
+def _at(place: str, *more: str) -> str:
+    """A quoted path under /v for a shell line: ``place`` comes from the recipe's labels."""
+    return shlex.quote("/".join(("/v", place, *more)))
 
 
 def locations(plan: Plan) -> tuple[list[str], list[str]]:
@@ -152,15 +169,18 @@ def write_marker(plan: Plan, run_id: str, text: str) -> list[str]:
     if not keys:
         return []
     script = "; ".join(
-        f"[ -d /v/{loc} ] && printf %s '{text}' >/v/{loc}/{MARKER} && echo {loc}" for loc in places
+        f"[ -d {_at(loc)} ] && printf %s {shlex.quote(text)} >{_at(loc, MARKER)}"
+        f" && echo {shlex.quote(loc)}"
+        for loc in places
     )
-    return _helper(plan, run_id, keys, script + "; true").decode().split()
+    return _helper(plan, run_id, keys, script + "; true").decode().splitlines()
 
 
 def read_markers(plan: Plan, run_id: str, places: list[str]) -> dict[str, str]:
     keys = sorted({place.split("/")[0] for place in places})
     script = "; ".join(
-        f"printf '%s=' {loc}; cat /v/{loc}/{MARKER} 2>/dev/null; echo" for loc in places
+        f"printf '%s=' {shlex.quote(loc)}; cat {_at(loc, MARKER)} 2>/dev/null; echo"
+        for loc in places
     )
     lines = _helper(plan, run_id, keys, script).decode().splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line)
@@ -174,15 +194,18 @@ class Archive:
     members: dict[str, int]  # archived file -> size
 
 
+def _paths(selection: Selection) -> list[str]:
+    return [f"{key}/{p}" if p else key for key, ps in selection.volumes.items() for p in ps]
+
+
 def archive(plan: Plan, run_id: str, selection: Selection, dest: Path) -> Archive:
     """tar.gz of the selected paths of each volume, as <volume key>/<path> in the archive."""
-    keys = list(selection.volumes)
-    paths = [f"{key}/{p}" if p else key for key, ps in selection.volumes.items() for p in ps]
+    paths = " ".join(shlex.quote(p) for p in _paths(selection))
     data = _helper(
         plan,
         run_id,
-        keys,
-        f"cd /v && tar czf /backup.tar.gz {' '.join(paths)}",
+        list(selection.volumes),
+        f"cd /v && tar czf /backup.tar.gz {paths}",
         download="/backup.tar.gz",
     )
     dest.write_bytes(data)
@@ -193,27 +216,22 @@ def archive(plan: Plan, run_id: str, selection: Selection, dest: Path) -> Archiv
 
 def check_usable(found: Archive, selection: Selection) -> None:
     """A green backup command proves nothing: every selected path must hold data."""
-    for key, paths in selection.volumes.items():
-        for path in paths:
-            name = f"{key}/{path}" if path else key
-            inside = {
-                m: s for m, s in found.members.items() if m == name or m.startswith(name + "/")
-            }
-            if not inside:
-                raise BackupError(f"backup of {selection.service} captured nothing at {name}")
-            if not any(size for member, size in inside.items() if not member.endswith(MARKER)):
-                raise BackupError(
-                    f"backup of {selection.service} captured only empty files at {name}: "
-                    + ", ".join(f"{m} ({s} bytes)" for m, s in inside.items())
-                )
+    for name in _paths(selection):
+        inside = {m: s for m, s in found.members.items() if m == name or m.startswith(name + "/")}
+        if not inside:
+            raise BackupError(f"backup of {selection.service} captured nothing at {name}")
+        if not any(size for member, size in inside.items() if not member.endswith(MARKER)):
+            raise BackupError(
+                f"backup of {selection.service} captured only empty files at {name}: "
+                + ", ".join(f"{m} ({s} bytes)" for m, s in inside.items())
+            )
 
 
 def restore(plan: Plan, run_id: str, selection: Selection, found: Archive) -> None:
     """Put the archive back: the selected paths are cleared first, so data written after the
     backup is gone, as a restore promises."""
-    keys = list(selection.volumes)
     clear = " ".join(
-        f"/v/{key}/{p}" if p else f"/v/{key}/* /v/{key}/.[!.]*"
+        _at(key, p) if p else f"{_at(key)}/* {_at(key)}/.[!.]*"
         for key, ps in selection.volumes.items()
         for p in ps
     )
@@ -223,7 +241,14 @@ def restore(plan: Plan, run_id: str, selection: Selection, found: Archive) -> No
     _helper(
         plan,
         run_id,
-        keys,
+        list(selection.volumes),
         f"rm -rf {clear}; tar xzf /ccci-restore.tar.gz -C /v",
         upload=upload.getvalue(),
     )
+
+
+def create_volumes(plan: Plan, run_id: str, keys: list[str]) -> None:
+    """Create an app's volumes before its first deploy (to restore into them), labelled as
+    the stack would label them, so the deploy takes them and teardown finds them."""
+    for key in keys:
+        create_volume(volume_name(plan, key), {RUN_LABEL: run_id, NAMESPACE_LABEL: plan.stack})

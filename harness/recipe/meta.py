@@ -29,7 +29,6 @@ from harness.errors import MetaError
 
 __all__ = [
     "KEYS",
-    "RUNGS",
     "TIERS",
     "Key",
     "MetaWarning",
@@ -43,10 +42,8 @@ __all__ = [
 META_FILE = "recipe_meta.py"
 
 Tier = Literal["install", "upgrade", "backup", "restore", "custom"]
-Rung = Literal["install", "upgrade", "backup_restore", "custom", "lint"]
 OptionalRung = Literal["upgrade", "backup_restore", "custom", "lint"]  # install never is
 TIERS: tuple[str, ...] = get_args(Tier)
-RUNGS: tuple[str, ...] = get_args(Rung)
 Hook = Callable[..., Any]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,22 +19,14 @@ from typing import Any
 
 import httpx
 
-from harness import engine
-from harness.errors import InfraError, ProbeError
+from harness.errors import CcciError, InfraError, ProbeError, last_line
+from harness.lifecycle.waits import Wait, wait_for
+from harness.swarm import ExecResult, Stack
 
 __all__ = ["ExecResult", "HookCtx", "load_deps", "raised", "verdict"]
 
 DEPS_FILE_ENV = "CCCI_DEPS_FILE"
 EXEC_WAIT = 60.0
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    """The outcome of a command run inside a service's container."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
 
 
 @dataclass(frozen=True)
@@ -52,49 +43,57 @@ class HookCtx:
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     deps: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
+    @property
+    def stack(self) -> Stack:
+        return Stack(self.app)
+
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An HTTP request to the app: ``base_url + path`` with ``Host: <domain>``."""
         headers = {"Host": self.domain, **kwargs.pop("headers", {})}
         kwargs.setdefault("timeout", 10.0)
-        with httpx.Client(base_url=self.base_url, headers=headers) as http:
+        # Test apps get no certificate: a remote proxy answers with its default one.
+        with httpx.Client(base_url=self.base_url, headers=headers, verify=False) as http:
             return http.request(method, path, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.request("GET", path, **kwargs)
 
-    def exec(self, service: str, argv: Sequence[str], *, check: bool = True) -> ExecResult:
-        """Run ``argv`` in the running container of ``service``; raise on failure if ``check``."""
-        container = self._container(service)
-        code, (out, err) = container.exec_run(list(argv), demux=True)
-        result = ExecResult(
-            code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
-        )
-        if check and code != 0:
-            last = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
-            raise ProbeError(f"{self.app}_{service}: {list(argv)} exited {code}: {last[0]}")
-        return result
+    def exec(
+        self, service: str, argv: Sequence[str], *, check: bool = True, wait: float = EXEC_WAIT
+    ) -> ExecResult:
+        """Run ``argv`` in the running container of ``service``, waiting up to ``wait`` s
+        for one (a hook such as pre_install runs before the app converged); raise on a
+        non-zero exit if ``check``."""
+        result = _Exec(self.stack, service, argv)
+        wait_for(result, wait)
+        assert result.result is not None
+        if check and result.result.exit_code != 0:
+            last = last_line(result.result.stderr or result.result.stdout)
+            raise ProbeError(
+                f"{self.stack.service_name(service)}: {list(argv)} exited"
+                f" {result.result.exit_code}: {last}"
+            )
+        return result.result
 
     def logs(self, service: str, tail: int = 50) -> str:
         """The last ``tail`` log lines of ``service`` (all its tasks), as text."""
-        svc = engine.client().services.get(f"{self.app}_{service}")
-        chunks = svc.logs(stdout=True, stderr=True, tail=tail)
-        return b"".join(chunks).decode(errors="replace")
+        return self.stack.logs(service, tail)
 
-    def _container(self, service: str, wait: float = EXEC_WAIT) -> Any:
-        """The service's running container, waited for: a hook such as pre_install runs
-        right after the deploy, before the service has converged."""
-        # Local platform only: the task containers of a one-node swarm live on this engine.
-        name = f"{self.app}_{service}"
-        deadline = time.monotonic() + wait
-        while True:
-            running = engine.client().containers.list(
-                filters={"label": f"com.docker.swarm.service.name={name}", "status": "running"}
-            )
-            if running:
-                return running[0]
-            if time.monotonic() >= deadline:
-                raise ProbeError(f"{name}: no running container to exec in after {wait:.0f}s")
-            time.sleep(0.2)
+
+class _Exec(Wait):
+    """The command ran, once the service has a running container."""
+
+    def __init__(self, stack: Stack, service: str, argv: Sequence[str]) -> None:
+        self.stack, self.service, self.argv = stack, service, argv
+        self.result: ExecResult | None = None
+
+    def check(self) -> tuple[bool, str]:
+        self.result = self.stack.exec(self.service, self.argv)
+        return self.result is not None, "no running container"
+
+    def timed_out(self, window: float, state: str) -> CcciError:
+        name = self.stack.service_name(self.service)
+        return ProbeError(f"{name}: no running container to exec in after {window:.0f}s")
 
 
 def load_deps(environ: Mapping[str, str] = os.environ) -> Mapping[str, Any]:

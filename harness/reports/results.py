@@ -108,6 +108,11 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def _stops(result: TierResult) -> bool:
+    """A tier that failed, for the recipe or for the platform: later tiers cannot run."""
+    return result.status == "fail" or bool(result.failure_class)
+
+
 @dataclass
 class Results:
     """The run's results, rewritten to ``path`` as they change."""
@@ -152,6 +157,14 @@ class Results:
         self.finished = datetime.now(UTC).isoformat()
         self.save()
 
+    def blocker(self) -> tuple[str, bool] | None:
+        """The earlier tier that failed — (its name, whether it failed as designed) — and
+        keeps later tiers from running; None when none did. lint needs no app."""
+        for name, result in self.tiers.items():
+            if name != "lint" and _stops(result):
+                return name, name == self.expect_fail
+        return None
+
     def expected_level(self) -> int:
         """The level the run would have reached had nothing failed: a failed tier (but the
         canary's designed failure) counts as passed, and so does every tier after it, which
@@ -161,12 +174,7 @@ class Results:
         designed: dict[str, TierResult] = {}
         blocked = False
         for name, result in self.tiers.items():  # in the order they ran
-            stopped = (
-                result.status == "fail"
-                or bool(result.failure_class)
-                or result.reason == INTERRUPTED
-            )
-            blocked = blocked or stopped
+            blocked = blocked or _stops(result) or result.reason == INTERRUPTED
             if name == self.expect_fail:
                 designed[name] = TierResult("fail")
             else:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.meta import render_key_table
+from harness.recipe.meta import render_key_table
 
-KEY_TABLE_DOC = Path(__file__).resolve().parent.parent / "docs" / "recipe-customization.md"
+KEY_TABLE_DOC = Path(__file__).resolve().parents[2] / "docs" / "recipe-customization.md"
 _SECTION = re.compile(r"(<!-- keys:begin[^\n]*-->\n).*?(<!-- keys:end -->)", re.DOTALL)
 
 

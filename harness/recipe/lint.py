@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from harness import catalogue
-from harness.appenv import abra_exports
 from harness.errors import CatalogueError
+from harness.recipe import catalogue
+from harness.recipe.appenv import abra_exports
 
 __all__ = ["RULES", "Finding", "lint", "render_table", "summary"]
 

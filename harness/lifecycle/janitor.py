@@ -17,13 +17,14 @@ import logging
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock, Timeout
 
-from harness import engine, teardown
-from harness.catalogue import CACHE_DIR
-from harness.platform import RUN_LABEL
+from harness.errors import PlatformError
+from harness.lifecycle import teardown
+from harness.lifecycle.platform import RUN_LABEL
+from harness.recipe.catalogue import CACHE_DIR
+from harness.swarm import labelled
 
 __all__ = ["Lease", "release_ports", "reserve_port", "sweep_dead_runs"]
 
@@ -74,7 +75,7 @@ def reserve_port(run_id: str, ports: Path = PORTS) -> int:
             if not claim.exists():
                 claim.write_text(run_id)
                 return port
-    raise RuntimeError("no free port after 100 tries")
+    raise PlatformError("no free 127.0.0.1 port after 100 tries")
 
 
 def release_ports(run_id: str, ports: Path = PORTS) -> None:
@@ -85,33 +86,16 @@ def release_ports(run_id: str, ports: Path = PORTS) -> None:
             claim.unlink(missing_ok=True)
 
 
-def _created(obj: Any) -> datetime | None:
-    attrs = getattr(obj, "attrs", {}) or {}
-    stamp = attrs.get("CreatedAt") or attrs.get("Created")
-    if not isinstance(stamp, str):
-        return None
-    head, _, frac = stamp.rstrip("Z").split("+")[0].partition(".")
-    return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
-
-
 def sweep_dead_runs(min_age: float = DEFAULT_MIN_AGE, leases: Path = LEASES) -> dict[str, int]:
     """Remove resources of dead runs older than ``min_age`` s; ``{run_id: removed}``."""
-    client = engine.client()
     owners: dict[str, datetime] = {}
     now = datetime.now(UTC)
-    for collection in (
-        client.services,
-        client.volumes,
-        client.networks,
-        client.secrets,
-        client.configs,
-    ):
-        for obj in collection.list(filters={"label": RUN_LABEL}):
-            labels = (obj.attrs.get("Spec") or obj.attrs).get("Labels") or {}
-            run_id = labels.get(RUN_LABEL)
-            created = _created(obj) or now
-            if run_id and (run_id not in owners or created < owners[run_id]):
-                owners[run_id] = created
+    kinds = ("service", "volume", "network", "secret", "config")
+    for resource in labelled(RUN_LABEL, kinds):
+        run_id = resource.labels.get(RUN_LABEL)
+        created = resource.created or now
+        if run_id and (run_id not in owners or created < owners[run_id]):
+            owners[run_id] = created
     swept = {}
     for run_id, oldest in owners.items():
         if (now - oldest).total_seconds() < min_age or is_alive(run_id, leases):

@@ -1,7 +1,8 @@
 """The deploy plan of an app: what `docker stack deploy` will be asked to create.
 
 The merged, interpolated config comes from ``docker stack config`` — the very loader
-``docker stack deploy`` uses — so the plan cannot disagree with the deploy. On top of it
+``docker stack deploy`` uses, asked of the swarm seam (it needs no engine) — so the plan
+cannot disagree with the deploy. On top of it
 cc-ci finds what that loader lets through silently: bad YAML named by file and line,
 unset variables, secrets used but not defined or without a version, config files that do
 not exist, services without an image.
@@ -10,7 +11,6 @@ not exist, services without an image.
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
-from harness.appenv import EnvFile
 from harness.errors import PlanError
+from harness.recipe.appenv import EnvFile
+from harness.swarm import stack_config
 
 __all__ = ["Plan", "SecretPlan", "make_plan"]
 
@@ -135,24 +136,6 @@ def make_plan(recipe: str, checkout: Path, env: Mapping[str, str], sample: EnvFi
         timeout=int(timeout) if timeout and str(timeout).isdigit() else None,
         warnings=tuple(warnings),
     )
-
-
-def stack_config(checkout: Path, files: tuple[str, ...], env: Mapping[str, str]) -> Any:
-    argv = ["docker", "stack", "config"]
-    for name in files:
-        argv += ["-c", name]
-    done = subprocess.run(
-        argv,
-        cwd=checkout,
-        env={"PATH": "/usr/local/bin:/usr/bin:/bin", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["failed"])[-1]
-        raise PlanError(f"docker stack config: {last}")
-    return yaml.safe_load(done.stdout) or {}
 
 
 def _strings(node: Any) -> Iterator[str]:

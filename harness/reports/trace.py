@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.results import write_json
+from harness.reports.results import write_json
 
 __all__ = ["Span", "Tracer"]
 

@@ -12,10 +12,9 @@ import inspect
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from harness.meta import INSTALL_STEPS, OVERLAY, custom_test_files
+from harness.recipe.customization import Customization
 
 __all__ = ["build", "redact", "render"]
 
@@ -44,27 +43,20 @@ def redact(value: Any, name: str = "") -> Any:
     return value
 
 
-def build(
-    meta: Any,
-    recipe_dir: Path,
-    ops: Mapping[str, Any],
-    environ: Mapping[str, str] = os.environ,
-) -> dict[str, Any]:
-    customized = meta.non_default()
+def build(recipe: Customization, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The manifest of a recipe dir as read (``customization.read``), and cc-ci's options
+    from the environment."""
+    customized = recipe.meta.non_default()
     hooks = sorted(name for name, value in customized.items() if callable(value))
-    hooks += [f"ops.py:{name}" for name in ops]
-    if (recipe_dir / INSTALL_STEPS).is_file():
-        hooks.append(INSTALL_STEPS)
+    hooks += [f"ops.py:{name}" for name in recipe.ops]
+    if recipe.install_steps is not None:
+        hooks.append(recipe.install_steps.name)
     built: dict[str, Any] = redact(
         {
             "meta_non_default": customized,
             "hooks": hooks,
-            "overlays": [OVERLAY] if (recipe_dir / OVERLAY).is_file() else [],
-            "custom_tests": [
-                str(f.relative_to(recipe_dir))
-                for f in custom_test_files(recipe_dir)
-                if "custom" in meta.TIERS
-            ],
+            "overlays": [recipe.overlay.name] if recipe.overlay is not None else [],
+            "custom_tests": [str(f.relative_to(recipe.path)) for f in recipe.custom_tests],
             "env_overrides": {k: v for k, v in sorted(environ.items()) if k.startswith("CCCI_")},
         }
     )

@@ -1,0 +1,183 @@
+"""A run: one recipe through its tiers, and every resource that is its own.
+
+A ``Run`` owns a run dir, a unique id (every resource it creates carries it as a label), a
+lease the kernel releases when the process dies (so the janitor knows it is dead), the
+run's deadline (every wait is cut to it), ``results.json``, ``trace.json``, ``harness.log``
+and ``op_state.json``. ``close()`` removes everything and asserts that nothing is left.
+What the tiers do is in ``tiers.py``; what an app is, in ``app.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness.errors import CcciError, MetaError
+from harness.lifecycle import janitor, teardown
+from harness.lifecycle.app import App
+from harness.lifecycle.backup import Archive, Selection
+from harness.lifecycle.hooks import raised
+from harness.lifecycle.platform import Platform, detect
+from harness.lifecycle.waits import Deadline
+from harness.recipe import catalogue, manifest
+from harness.recipe.catalogue import Checkout
+from harness.recipe.customization import Customization
+from harness.recipe.meta import TIERS
+from harness.reports.results import Results, write_json
+from harness.reports.trace import Tracer
+
+__all__ = ["OP_STATE_ENV", "Run"]
+
+log = logging.getLogger(__name__)
+
+OP_STATE_ENV = "CCCI_OP_STATE_FILE"
+_NEED_AN_APP = frozenset({"backup", "restore", "custom"})
+
+
+class Run:
+    def __init__(
+        self,
+        recipe: Customization,
+        *,
+        catalogue: str,
+        ref: str | None,
+        runs_root: Path,
+        deadline: float = 3600.0,
+        platform: Platform | None = None,
+        tiers: Sequence[str] = (*TIERS, "lint"),
+    ) -> None:
+        self.recipe = recipe
+        self.name = recipe.recipe
+        self.meta: Any = recipe.meta
+        self.catalogue, self.ref = catalogue, ref
+        self.tiers = tuple(tiers)  # the tiers this run was asked for, in lifecycle order
+        self.platform = platform or detect()
+        self.deadline = Deadline(deadline)
+        self.id = uuid.uuid4().hex[:6]
+        self.lease = janitor.Lease(self.id).acquire()  # held until close(), or death
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        self.dir = runs_root / f"{self.name}-{stamp}-{self.id}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.apps: dict[str, App] = {}  # live apps, by stack name
+        self.stacks: list[str] = []  # every stack the run created
+        self.overlays: list[str] = []
+        self.mirror: Path | None = None
+        self.candidate: Checkout | None = None
+        self.live_app: App | None = None  # the app later tiers (backup, custom, …) use
+        self.early_base: tuple[str, App] | None = None  # upgrade's base, started in install
+        self.backups: list[tuple[Selection, Archive]] = []
+        self.custom_started = False
+        self.manifest = manifest.build(recipe)
+        self.results = Results(
+            path=self.dir / "results.json",
+            recipe=self.name,
+            run_id=self.id,
+            expected_na=dict(self.meta.EXPECTED_NA),
+            expect_fail=self.meta.EXPECT_FAIL,
+            platform={"name": self.platform.name, "ipvs": self.platform.ipvs, "overlays": []},
+            customization=self.manifest,
+            artifacts={"trace": "trace.json", "log": "harness.log", "op_state": "op_state.json"},
+        )
+        self.results.save()
+        self.op_state: dict[str, dict[str, Any]] = {}
+        self._op_state_file = self.dir / "op_state.json"
+        write_json(self._op_state_file, self.op_state)
+        self._op_state_before = os.environ.get(OP_STATE_ENV)
+        os.environ[OP_STATE_ENV] = str(self._op_state_file)  # for the custom tests
+        self.tracer = Tracer(self.dir / "trace.json", f"run {self.name}", run_id=self.id)
+        self._log = logging.FileHandler(self.dir / "harness.log")
+        self._log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        package = logging.getLogger("harness")
+        package.setLevel(min(package.getEffectiveLevel(), logging.INFO))
+        for handler in (self.tracer, self._log):
+            package.addHandler(handler)
+        log.info("%s", manifest.render(self.name, self.manifest))
+
+    def needs_app_after(self, tier: str) -> bool:
+        """Whether a tier selected after ``tier`` runs against the live app."""
+        later = self.tiers[self.tiers.index(tier) + 1 :] if tier in self.tiers else ()
+        return bool(_NEED_AN_APP & set(later))
+
+    def fetch(self) -> Checkout:
+        """Mirror the recipe and check out the candidate (once per run)."""
+        if self.candidate is None:
+            with self.tracer.span("fetch", catalogue=self.catalogue, ref=self.ref) as span:
+                self.mirror = catalogue.mirror(self.name, self.catalogue)
+                self.candidate = catalogue.checkout(self.mirror, self.ref, self.dir / "candidate")
+                span.context["sha"] = self.candidate.sha
+            self.results.refs.update(candidate=self.candidate.ref, candidate_sha=self.candidate.sha)
+            log.info("%s: candidate %s at %s", self.name, self.candidate.ref, self.candidate.short)
+        return self.candidate
+
+    def new_app(self, role: str, ref: str) -> App:
+        """A fresh app with its own checkout at ``ref``."""
+        self.fetch()
+        assert self.mirror is not None
+        number = len(self.stacks)
+        tree = catalogue.checkout(self.mirror, ref, self.dir / f"app-{role}-{number}")
+        port = janitor.reserve_port(self.id) if self.platform.name == "local" else None
+        app = App.named(self, role, number, tree, port)
+        self.apps[app.name] = app
+        self.stacks.append(app.name)
+        return app
+
+    def release_app(self, app: App) -> None:
+        """Remove an app no later tier needs (its volumes and secrets go at close)."""
+        teardown.remove_stack(app.name)
+        self.apps.pop(app.name, None)
+        if self.live_app is app:
+            self.live_app = None
+
+    def call_pre(self, op: str, app: App) -> None:
+        """ops.py's ``pre_<op>(ctx)``, if the recipe dir has one; what it raises fails the
+        tier, named by the hook's file and line."""
+        hook = self.recipe.ops.get(f"pre_{op}")
+        if hook is None:
+            return
+        with self.tracer.span(f"pre_{op}"):
+            try:
+                hook(app.ctx(op))
+            except CcciError:
+                raise
+            except Exception as exc:
+                raise MetaError(f"pre_{op} raised at {raised(hook, exc)}") from exc
+
+    def record(self, tier: str, **facts: Any) -> None:
+        """What a tier did, for the custom tests (``op_state``): base tag, stamps seen,
+        the seeded marker, backup archives."""
+        self.op_state.setdefault(tier, {}).update(facts)
+        write_json(self._op_state_file, self.op_state)
+
+    def add_overlays(self, overlays: Sequence[str]) -> None:
+        """Which compatibility overlays this run applied, in results.json."""
+        self.overlays += [o for o in overlays if o not in self.overlays]
+        self.results.platform["overlays"] = list(self.overlays)
+        self.results.save()
+
+    def close(self) -> list[str]:
+        """Remove everything of the run and assert that nothing is left."""
+        try:
+            with self.tracer.span("teardown", stacks=self.stacks) as span:
+                removed = teardown.remove_run(self.id, self.stacks)
+                span.context["removed"] = len(removed)
+                teardown.assert_no_leftovers(self.id, self.stacks)
+        finally:
+            janitor.release_ports(self.id)
+            self.lease.release()
+            self.results.finish()
+            self.tracer.close_run("finished")
+            package = logging.getLogger("harness")
+            for handler in (self.tracer, self._log):
+                package.removeHandler(handler)
+            self._log.close()
+            if self._op_state_before is None:
+                os.environ.pop(OP_STATE_ENV, None)
+            else:
+                os.environ[OP_STATE_ENV] = self._op_state_before
+        log.info("run %s: removed %d resources, nothing left", self.id, len(removed))
+        return removed

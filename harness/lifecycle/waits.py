@@ -1,0 +1,133 @@
+"""Waiting, one way: small strategy objects on one retry/deadline mechanism.
+
+A ``Wait`` says how to look (``check``: done or not, and the state in words; it raises
+to fail at once, as a crash loop does) and what it means to run out of time
+(``timed_out``). ``wait_for`` repeats the check — backing off, or woken early by the
+engine's events — until it is done or its window, cut to what is left of the run's
+``Deadline``, has passed. The run deadline bounds every wait of the run.
+
+    Convergence   (converge.py) every service of the stacks runs its current spec
+    Settled       (converge.py) ... and keeps running: no crash since the deploy
+    HttpHealth    HEALTH_PATH answers one of HEALTH_OK, on every platform
+    HookProbe     a recipe's check hook (READY_PROBE) passes
+    EngineAnswers the Docker engine answers again (before an infra failure is retried)
+    Teardown      (teardown.py) nothing labelled with the run is left
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from harness.errors import CcciError, ConvergeError, PlatformError, ProbeError
+from harness.swarm import ping
+
+__all__ = ["Deadline", "EngineAnswers", "HookProbe", "HttpHealth", "Wait", "wait_for"]
+
+
+class Deadline:
+    """What is left of the run's time; every wait of the run is cut to it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._ends = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self._ends - time.monotonic()
+
+    def bound(self, window: float) -> float:
+        left = self.left()
+        if left <= 0:
+            raise ConvergeError(f"the run passed its deadline of {self.seconds:.0f}s")
+        return min(window, left)
+
+
+class Wait:
+    """A strategy: how to look, and what running out of time means."""
+
+    def check(self) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    def timed_out(self, window: float, state: str) -> CcciError:
+        return ConvergeError(f"{type(self).__name__} not reached within {window:.0f}s: {state}")
+
+
+def wait_for(
+    wait: Wait,
+    window: float,
+    deadline: Deadline | None = None,
+    *,
+    wake: Callable[[float], None] = time.sleep,
+    first: float = 0.1,
+    most: float = 1.0,
+) -> str:
+    """Check until ``wait`` is done (its state) or ``window`` seconds passed (raise)."""
+    window = deadline.bound(window) if deadline is not None else window
+    ends = time.monotonic() + window
+    delay = first
+    while True:
+        done, state = wait.check()
+        if done:
+            return state
+        left = ends - time.monotonic()
+        if left <= 0:
+            raise wait.timed_out(window, state)
+        wake(min(delay, left))
+        delay = min(delay * 2, most)
+
+
+class HttpHealth(Wait):
+    """``GET url`` with ``Host: host`` answers one of ``ok``; ``watch`` runs before each try
+    (a crash of the app ends the wait at once, red, instead of at the window's end)."""
+
+    def __init__(self, url: str, host: str, ok: tuple[int, ...], watch: Callable[[], Any]) -> None:
+        self.url, self.host, self.ok, self.watch = url, host, ok, watch
+
+    def check(self) -> tuple[bool, str]:
+        import httpx
+
+        self.watch()
+        try:
+            # Test apps get no certificate (LETS_ENCRYPT_ENV is empty): a remote proxy serves
+            # its default one, so TLS is not verified here — the app's answer is.
+            status = httpx.get(self.url, headers={"Host": self.host}, timeout=5.0, verify=False)
+        except httpx.HTTPError as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return status.status_code in self.ok, str(status.status_code)
+
+    def timed_out(self, window: float, state: str) -> CcciError:
+        return ProbeError(
+            f"health: GET {self.url} (Host: {self.host}) answered {state} for {window:.0f}s,"
+            f" expected one of {', '.join(map(str, self.ok))}"
+        )
+
+
+class HookProbe(Wait):
+    """A recipe's check hook (raise or return False: not yet) passes."""
+
+    def __init__(
+        self, name: str, attempt: Callable[[], tuple[bool, str]], watch: Callable[[], Any]
+    ) -> None:
+        self.name, self.attempt, self.watch = name, attempt, watch
+
+    def check(self) -> tuple[bool, str]:
+        self.watch()
+        return self.attempt()
+
+    def timed_out(self, window: float, state: str) -> CcciError:
+        return ProbeError(f"{self.name} did not pass within {window:.0f}s: {state}")
+
+
+class EngineAnswers(Wait):
+    """The Docker engine answers again."""
+
+    def check(self) -> tuple[bool, str]:
+        try:
+            ping()
+        except CcciError as exc:
+            return False, str(exc)
+        return True, "answering"
+
+    def timed_out(self, window: float, state: str) -> CcciError:
+        return PlatformError(f"the Docker engine did not answer within {window:.0f}s: {state}")

@@ -1,0 +1,49 @@
+"""A recipe dir, read once into a frozen value: what collection, the manifest and the run
+all use, so none of them can disagree with another about what the recipe dir says.
+
+``recipes/<name>/``: ``recipe_meta.py`` (loaded by ``meta.load``, the only place it is
+executed), ``ops.py`` (its ``pre_<tier>(ctx)`` hooks), ``install_steps.sh``,
+``compose.ccci.yml`` (the overlay) and the custom tests in ``functional/`` and
+``playwright/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from harness.recipe import meta
+
+__all__ = ["Customization", "read"]
+
+
+@dataclass(frozen=True)
+class Customization:
+    path: Path  # the recipe dir
+    recipe: str  # the recipe it tests
+    meta: Any  # the loaded RecipeMeta
+    ops: Mapping[str, Callable[..., Any]]  # ops.py's pre_<tier> hooks
+    install_steps: Path | None
+    overlay: Path | None
+    custom_tests: tuple[Path, ...]  # only when the custom tier is selected in TIERS
+
+
+def read(recipe_dir: Path) -> Customization:
+    """Read ``recipe_dir`` (executing recipe_meta.py and ops.py once); ``MetaError`` names
+    the file and the key of every problem."""
+    recipe_dir = Path(recipe_dir)
+    loaded = meta.load(recipe_dir)
+    steps = recipe_dir / meta.INSTALL_STEPS
+    overlay = recipe_dir / meta.OVERLAY
+    return Customization(
+        path=recipe_dir,
+        recipe=recipe_dir.name,
+        meta=loaded,
+        ops=MappingProxyType(meta.load_ops(recipe_dir)),
+        install_steps=steps if steps.is_file() else None,
+        overlay=overlay if overlay.is_file() else None,
+        custom_tests=tuple(meta.custom_test_files(recipe_dir)) if "custom" in loaded.TIERS else (),
+    )

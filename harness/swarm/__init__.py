@@ -1,0 +1,54 @@
+"""The one seam to Docker: the only code of cc-ci that imports ``docker`` or runs the CLI.
+
+Everything else speaks in the harness's own types — a ``Stack`` that knows its name and
+finds its services by their short name (``app``, ``db``), ``Service`` snapshots with their
+tasks, labelled ``Resource``s — and sees Docker's failures only as the error tree of
+``harness.errors``, translated here once (``engine.translated``, ``cli.docker``): the
+engine's own failures (a server error, a lost connection, a timeout) are ``EngineError``
+or ``PlatformError`` — infra, retried once, never the recipe's fault — while what the
+engine refuses of the recipe (its stack config, an image it names) is the recipe's.
+
+    engine.py     the client, and the translation of SDK and connection errors
+    cli.py        the docker CLI where the SDK has no equivalent: stack deploy, stack config
+    stacks.py     Stack and Service: deploy, services and tasks, exec, logs, restart
+    events.py     the engine's event stream as a wake-up for waits
+    resources.py  labelled resources: list, remove, secrets, volumes, images, nodes
+    helper.py     a short-lived helper container on an app's volumes
+"""
+
+from harness.swarm.cli import stack_config
+from harness.swarm.engine import ping, timestamp
+from harness.swarm.events import Wakeup
+from harness.swarm.helper import HelperResult, run_helper
+from harness.swarm.resources import (
+    KINDS,
+    Resource,
+    create_secret,
+    create_volume,
+    ensure_image,
+    labelled,
+    ready_nodes,
+    remove_labelled,
+)
+from harness.swarm.stacks import NAMESPACE_LABEL, ExecResult, Service, Stack
+
+__all__ = [
+    "KINDS",
+    "NAMESPACE_LABEL",
+    "ExecResult",
+    "HelperResult",
+    "Resource",
+    "Service",
+    "Stack",
+    "Wakeup",
+    "create_secret",
+    "create_volume",
+    "ensure_image",
+    "labelled",
+    "ping",
+    "ready_nodes",
+    "remove_labelled",
+    "run_helper",
+    "stack_config",
+    "timestamp",
+]
