@@ -79,3 +79,14 @@ def test_legacy_path_outside_every_volume_is_named() -> None:
     labels = {"backupbot.backup": "true", "backupbot.backup.path": "/etc/app"}
     with pytest.raises(PlanError, match=r"backupbot.backup.path /etc/app of app is on no volume"):
         selections(plan_with(labels, MOUNTS))
+
+
+@pytest.mark.parametrize(
+    "hostile", ["a b", "x'; rm -rf / #", "$(touch /tmp/pwned)", "`id`", "data;reboot", "*"]
+)
+def test_label_paths_reach_the_helper_shell_as_one_word(hostile: str) -> None:
+    import shlex
+
+    from harness.lifecycle import backup
+
+    assert shlex.split(backup._at(hostile, backup.MARKER)) == [f"/v/{hostile}/{backup.MARKER}"]
