@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import MetaError, PlanError, StampError, last_line
 from harness.lifecycle import backup, deploy
 from harness.lifecycle.converge import Converged, assert_not_failing, converge, settle
-from harness.lifecycle.hooks import HookCtx, load_deps, raised, verdict
-from harness.lifecycle.platform import Stamp, deploy_config
+from harness.lifecycle.hooks import HookCtx, call, load_deps, raised, verdict
+from harness.lifecycle.platform import Stamp, deploy_config, limits
 from harness.lifecycle.waits import HookProbe, HttpHealth, wait_for
-from harness.recipe import catalogue
+from harness.recipe import catalogue, policy
 from harness.recipe.appenv import app_env
 from harness.recipe.catalogue import Checkout
 from harness.recipe.plan import Plan, make_plan
@@ -138,15 +138,23 @@ class App:
             self.env["COMPOSE_FILE"] += f":{run.recipe.overlay.name}"
             release = None
         with run.tracer.span("plan", app=self.name, sha=self.tree.sha):
-            plan = self.plan = make_plan(run.name, self.tree.path, self.env, sample)
+            plan = self.plan = make_plan(
+                run.name, self.tree.path, self.env, sample, publishes_ports=run.platform.ipvs
+            )
         for warning in plan.warnings:
             log.warning("%s: %s", self.name, warning)
+        with run.tracer.span("policy", app=self.name) as span:
+            used = policy.enforce(list(plan.policy), run.meta.ALLOW)  # nothing created yet
+            span.context["allowed"] = [v.line() for v in used]
+        run.record_policy(used)
         dirty = self.tree.dirty()
         if release is not None and dirty:
             raise PlanError(f"{self.tree.path}: a release deploy refuses a dirty tree")
         self.stamp = Stamp(chaos=release is None, chaos_version=self.tree.short + ("+U" * dirty))
         self.release = release
-        config, overlays = deploy_config(plan, run.platform, run.id, self.stamp, self.host_port)
+        config, overlays = deploy_config(
+            plan, run.platform, run.id, self.stamp, self.host_port, limits(run.meta.RESOURCES)
+        )
         run.add_overlays(overlays)
         self.deploys += 1
         self._deploy_file = run.dir / f"deploy-{self.name}-{self.deploys}.yml"
@@ -226,7 +234,11 @@ class App:
                 wait_for(health, PROBE_WINDOW, self.run.deadline)
             if meta.READY_PROBE is not None:
                 ctx = self.ctx(op)
-                ready = HookProbe("READY_PROBE", lambda: verdict(meta.READY_PROBE, ctx), watch)
+                ready = HookProbe(
+                    "READY_PROBE",
+                    lambda: verdict(meta.READY_PROBE, ctx, seconds=PROBE_WINDOW),
+                    watch,
+                )
                 wait_for(ready, PROBE_WINDOW, self.run.deadline)
 
     def settle(self) -> None:
@@ -248,7 +260,7 @@ class App:
     def _extra_env(self, op: str, value: Any) -> dict[str, str]:
         if callable(value):
             try:
-                result = value(self.ctx(op))
+                result = call(value, self.ctx(op), seconds=self.run.deadline.left())
             except Exception as exc:
                 raise MetaError(f"env hook raised at {raised(value, exc)}") from exc
             if not isinstance(result, Mapping):
@@ -289,7 +301,7 @@ class App:
             self.marked = backup.write_marker(self.plan, self.run.id, self.marker)
             if seed_data is not None:
                 try:
-                    seed_data(self.ctx(op))
+                    call(seed_data, self.ctx(op), seconds=self.run.deadline.left())
                 except Exception as exc:
                     raise backup.BackupError(
                         f"SEED_DATA before {op} raised at {raised(seed_data, exc)}"
@@ -314,6 +326,8 @@ class App:
                         + ", ".join(f"{loc}: {text}" for loc, text in wrong.items())
                     )
             if self.run.meta.VERIFY_DATA is not None:
-                passed, why = verdict(self.run.meta.VERIFY_DATA, self.ctx(op))
+                passed, why = verdict(
+                    self.run.meta.VERIFY_DATA, self.ctx(op), seconds=self.run.deadline.left()
+                )
                 if not passed:
                     raise backup.BackupError(f"VERIFY_DATA after {op} {why}")

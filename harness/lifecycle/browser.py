@@ -51,14 +51,16 @@ def app_context(ctx: Any, **options: Any) -> Any:
     return browser().new_context(base_url=base_url, **options)
 
 
-def screenshot(ctx: Any, path: Path, hook: Any = None) -> int | None:
-    """A screenshot of the app's web page (or what ``SCREENSHOT(page, ctx)`` shows) at
-    ``path``; the HTTP status of the page, when the harness opened it."""
+def screenshot(ctx: Any, path: Path, hook: Any = None, seconds: float = 600) -> int | None:
+    """A screenshot of the app's web page (or what ``SCREENSHOT(page, ctx)`` shows, within
+    ``seconds``) at ``path``; the HTTP status of the page, when the harness opened it."""
+    from harness.lifecycle.hooks import call
+
     context = app_context(ctx, viewport={"width": 1280, "height": 800})
     try:
         page = context.new_page()
         if hook is not None:
-            hook(page, ctx)
+            call(hook, page, ctx, seconds=seconds)
             status = None
         else:
             response = page.goto("/")

@@ -26,8 +26,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from harness.errors import CcciError, ConvergeError
+from harness.errors import CcciError, ConvergeError, PlatformError
 from harness.lifecycle.waits import Deadline, Wait, wait_for
 from harness.swarm import Service, Stack, Wakeup, ready_nodes, timestamp
 
@@ -36,6 +38,7 @@ __all__ = ["Assessment", "Converged", "assert_not_failing", "assess", "converge"
 log = logging.getLogger(__name__)
 
 MAX_FAILURES = 3
+HOST_MEMORY_FLOOR = 0.05  # below this share of memory available, an OOM kill is the host's
 MIN_UPTIME = 1.0  # seconds a task without a healthcheck must run to count as running
 SETTLE_UPTIME = 5.0  # ... and must have kept running when its tier ends
 TICK = 0.5  # seconds between checks when no event wakes the wait earlier
@@ -48,6 +51,7 @@ class Assessment:
     done: bool
     state: str  # "2/2 running", "1/1 complete (one-shot)", "0/1 running (starting)"
     failure: str | None = None  # why the service has failed, when it has
+    last_failed: dict[str, Any] | None = None  # the task that failed last, when one did
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,10 @@ def assess(
             why += f" (exit code {last['ContainerStatus']['ExitCode']})"
         kind = "crash-looping" if len(failed) > 1 else "failing"
         return Assessment(
-            False, "failed", f"is {kind}: {len(failed)} task(s) failed since the deploy: {why}"
+            False,
+            "failed",
+            f"is {kind}: {len(failed)} task(s) failed since the deploy: {why}",
+            max(failed, key=lambda t: t["Status"]["Timestamp"]),
         )
     updating = update.get("State") == "updating"
     if len(running) >= desired and not stale and not updating:
@@ -138,8 +145,9 @@ class Convergence(Wait):
             for service in services:
                 verdict = assess(service, self.since, self.nodes, min_uptime=self.min_uptime)
                 if verdict.failure:
+                    failure = _out_of_memory(stack, service, verdict) or verdict.failure
                     raise ConvergeError(
-                        f"service {service.name} {verdict.failure}\n"
+                        f"service {service.name} {failure}\n"
                         f"last log lines of {service.name}:\n{stack.evidence(service.short)}"
                     )
                 self.states[service.name] = verdict.state
@@ -156,6 +164,34 @@ class Convergence(Wait):
             f"{', '.join(s.name for s in self.stacks)} did not converge within {window:.0f}s:"
             f" {state}\n{evidence}"
         )
+
+
+def _out_of_memory(stack: Stack, service: Service, verdict: Assessment) -> str | None:
+    """ "was killed: out of memory at 1 GiB" when the OOM killer ended the last failed task:
+    the recipe's, at its limit; the platform's (infra) when the host itself ran out."""
+    task = verdict.last_failed
+    code = ((task or {}).get("Status", {}).get("ContainerStatus") or {}).get("ExitCode")
+    if task is None or code != 137 or not stack.oom_killed(task):
+        return None
+    if _host_memory_left() < HOST_MEMORY_FLOOR:
+        raise PlatformError(
+            f"service {service.name} was killed by the OOM killer while the host was out of"
+            " memory: the platform's failure, not the recipe's"
+        )
+    limit = ((service.spec["TaskTemplate"].get("Resources") or {}).get("Limits") or {}).get(
+        "MemoryBytes"
+    )
+    at = f" at {limit / 2**20:.0f} MiB" if limit else ""
+    return f"was killed: out of memory{at} (raise it with RESOURCES = {{'memory': ...}})"
+
+
+def _host_memory_left() -> float:
+    """The share of this host's memory still available (1.0 where it cannot be read)."""
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        return int(info["MemAvailable"].split()[0]) / int(info["MemTotal"].split()[0])
+    except (OSError, KeyError, ValueError):
+        return 1.0
 
 
 class Settled(Convergence):

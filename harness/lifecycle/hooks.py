@@ -21,9 +21,10 @@ import httpx
 
 from harness.errors import CcciError, InfraError, ProbeError, last_line
 from harness.lifecycle.waits import Wait, wait_for
+from harness.recipe.sandbox import bounded
 from harness.swarm import ExecResult, Stack
 
-__all__ = ["ExecResult", "HookCtx", "load_deps", "raised", "verdict"]
+__all__ = ["ExecResult", "HookCtx", "call", "load_deps", "raised", "verdict"]
 
 DEPS_FILE_ENV = "CCCI_DEPS_FILE"
 EXEC_WAIT = 60.0
@@ -125,11 +126,19 @@ def raised(hook: Callable[..., Any], exc: BaseException) -> str:
     return f"{where}:{line}: {type(exc).__name__}: {exc}"
 
 
-def verdict(hook: Callable[..., Any], *args: Any) -> tuple[bool, str]:
+def call(hook: Callable[..., Any], *args: Any, seconds: float) -> Any:
+    """Call a recipe hook, bounded in time (the run's deadline, or less) and output."""
+    code = getattr(hook, "__code__", None)
+    where = f"{code.co_filename}:{code.co_firstlineno}" if code else repr(hook)
+    with bounded(f"{where}: {getattr(hook, '__name__', 'hook')}", seconds):
+        return hook(*args)
+
+
+def verdict(hook: Callable[..., Any], *args: Any, seconds: float) -> tuple[bool, str]:
     """Call a check hook (``READY_PROBE``, ``VERIFY_DATA``, ``BACKUP_VERIFY``): it fails by
     raising or returning False; any other return passes. The reason, when it failed."""
     try:
-        returned = hook(*args)
+        returned = call(hook, *args, seconds=seconds)
     except Exception as exc:
         return False, f"raised at {raised(hook, exc)}"
     return (False, "returned False") if returned is False else (True, "")

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import copy
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
+from harness.errors import MetaError
 from harness.recipe.plan import Plan
 
 __all__ = ["RUN_LABEL", "Platform", "Stamp", "deploy_config", "detect"]
@@ -64,12 +68,62 @@ class Stamp:
         }
 
 
+# What a service may use when its recipe sets no limit: sized for a 2-core / 24 GiB machine
+# running several runs at once (RESOURCES in recipe_meta.py raises them).
+DEFAULT_LIMITS: Mapping[str, str] = MappingProxyType({"memory": "1G", "cpus": "1", "pids": "1024"})
+_LIMIT_FORMS = {
+    "memory": re.compile(r"^\d+(\.\d+)?[bkmg]?$", re.IGNORECASE),
+    "cpus": re.compile(r"^\d+(\.\d+)?$"),
+    "pids": re.compile(r"^\d+$"),
+}
+
+
+def limits(resources: Mapping[str, str]) -> dict[str, str]:
+    """The default limits, raised by a recipe dir's RESOURCES; a malformed value is named."""
+    chosen = {**DEFAULT_LIMITS, **resources}
+    for name, value in chosen.items():
+        if not _LIMIT_FORMS[name].match(str(value)):
+            raise MetaError(
+                f"RESOURCES[{name!r}] = {value!r} is not a {name} limit"
+                f" (e.g. {DEFAULT_LIMITS[name]!r})"
+            )
+    return chosen
+
+
+def memory_bytes(text: str) -> int:
+    """``1G``, ``512m``, ``104857600`` as bytes."""
+    number, unit = re.match(r"^([\d.]+)([bkmg]?)$", text.lower()).groups()  # type: ignore[union-attr]
+    return int(float(number) * 1024 ** "bkmg".index(unit or "b"))
+
+
 def deploy_config(
-    plan: Plan, platform: Platform, run_id: str, stamp: Stamp, host_port: int | None
+    plan: Plan,
+    platform: Platform,
+    run_id: str,
+    stamp: Stamp,
+    host_port: int | None,
+    resources: Mapping[str, str] = DEFAULT_LIMITS,
 ) -> tuple[dict[str, Any], list[str]]:
     """The config to deploy for ``plan`` and the overlay lines applied to it."""
     config = copy.deepcopy(plan.config)
     overlays: list[str] = []
+    bounded = []
+    for svc, spec in (config.get("services") or {}).items():
+        set_limits = spec.setdefault("deploy", {}).setdefault("resources", {})
+        set_limits = set_limits.setdefault("limits", {})
+        for name, value in resources.items():
+            if name not in set_limits:
+                set_limits[name] = int(value) if name == "pids" else str(value)
+                bounded.append(svc)
+    if bounded:
+        config["version"] = "3.9"  # the first compose version with a pids limit
+        overlays.append(
+            "services "
+            + ", ".join(dict.fromkeys(bounded))
+            + ": limits "
+            + ", ".join(f"{k} {v}" for k, v in resources.items())
+            + " where the recipe sets none"
+        )
     label = {RUN_LABEL: run_id}
     services: dict[str, Any] = config.get("services") or {}
     for svc, spec in services.items():

@@ -21,13 +21,14 @@ from harness.errors import CcciError, MetaError
 from harness.lifecycle import janitor, teardown
 from harness.lifecycle.app import App
 from harness.lifecycle.backup import Archive, Selection
-from harness.lifecycle.hooks import raised
+from harness.lifecycle.hooks import call, raised
 from harness.lifecycle.platform import Platform, detect
 from harness.lifecycle.waits import Deadline
 from harness.recipe import catalogue, manifest
 from harness.recipe.catalogue import Checkout
 from harness.recipe.customization import Customization
 from harness.recipe.meta import TIERS
+from harness.recipe.policy import Violation
 from harness.reports.results import Results, write_json
 from harness.reports.trace import Tracer
 
@@ -83,6 +84,7 @@ class Run:
             customization=self.manifest,
             artifacts={"trace": "trace.json", "log": "harness.log", "op_state": "op_state.json"},
         )
+        self.results.policy["allowed"] = dict(self.meta.ALLOW)
         self.results.save()
         self.op_state: dict[str, dict[str, Any]] = {}
         self._op_state_file = self.dir / "op_state.json"
@@ -141,7 +143,7 @@ class Run:
             return
         with self.tracer.span(f"pre_{op}"):
             try:
-                hook(app.ctx(op))
+                call(hook, app.ctx(op), seconds=self.deadline.left())
             except CcciError:
                 raise
             except Exception as exc:
@@ -152,6 +154,12 @@ class Run:
         the seeded marker, backup archives."""
         self.op_state.setdefault(tier, {}).update(facts)
         write_json(self._op_state_file, self.op_state)
+
+    def record_policy(self, used: Sequence[Violation]) -> None:
+        """What the deploys used of what the recipe dir allows, in results.json."""
+        lines = self.results.policy["used"]
+        lines += [v.line() for v in used if v.line() not in lines]
+        self.results.save()
 
     def add_overlays(self, overlays: Sequence[str]) -> None:
         """Which compatibility overlays this run applied, in results.json."""

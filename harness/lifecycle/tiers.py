@@ -104,7 +104,7 @@ def _screenshot(run: Run, app: App) -> None:
     hook = run.meta.SCREENSHOT
     with run.tracer.span("screenshot", app=app.name):
         try:
-            status = browser.screenshot(app.ctx("install"), path, hook)
+            status = browser.screenshot(app.ctx("install"), path, hook, run.deadline.left())
         except Exception as exc:
             if hook is not None:
                 raise MetaError(f"SCREENSHOT raised at {raised(hook, exc)}") from exc
@@ -213,7 +213,9 @@ def backup_tier(run: Run) -> None:
         run.backups = [_capture(run, app, sel, attempt) for sel in chosen]
         if run.meta.BACKUP_VERIFY is None:
             break
-        passed, why = verdict(run.meta.BACKUP_VERIFY, app.ctx("backup"))
+        passed, why = verdict(
+            run.meta.BACKUP_VERIFY, app.ctx("backup"), seconds=run.deadline.left()
+        )
         if passed:
             break
         log.warning("%s: BACKUP_VERIFY %s (capture %d of 3)", app.name, why, attempt)

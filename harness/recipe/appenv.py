@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.errors import PlanError
+from harness.recipe.policy import inside
+
 __all__ = ["EnvFile", "abra_exports", "app_env", "expand", "parse_env"]
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
@@ -68,12 +71,24 @@ def app_env(
     recipe: str, checkout: Path, domain: str, stack: str, extra: Mapping[str, str]
 ) -> tuple[dict[str, str], EnvFile]:
     """The env an app is deployed with, and the parsed .env.sample (for its modifiers)."""
-    sample_path = checkout / ".env.sample"
-    sample = parse_env(sample_path.read_text()) if sample_path.is_file() else EnvFile({})
+    sample_path = inside(checkout, ".env.sample", "env file")
+    if not sample_path.is_file():
+        raise PlanError(
+            f"{recipe}: no .env.sample in the recipe (abra builds every app's env from it)"
+        )
+    sample = parse_env(_text(sample_path))
     env = {"TYPE": recipe, **sample.values}
     env.update(TYPE=recipe, DOMAIN=domain, STACK_NAME=stack, LETS_ENCRYPT_ENV="")
     env.setdefault("COMPOSE_FILE", "compose.yml")
     for name, value in extra.items():
         env[name] = expand(value, env)
-    env.update(abra_exports(checkout / "abra.sh"))
+    env.update(abra_exports(inside(checkout, "abra.sh", "abra.sh")))
     return env, sample
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start : exc.start + 4]
+        raise PlanError(f"{path.name}: not UTF-8 text at byte {exc.start}: {bad!r}") from exc

@@ -18,6 +18,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from harness.errors import CatalogueError
+from harness.recipe.policy import refuse_escaping_symlinks
 
 __all__ = [
     "CACHE_DIR",
@@ -95,6 +96,7 @@ class Checkout:
     def switch(self, ref: str) -> Checkout:
         sha = _resolve(self.path, ref)
         git("checkout", "--quiet", "--force", "--detach", sha, cwd=self.path)
+        refuse_escaping_symlinks(self.path)
         return Checkout(self.path, sha, ref)
 
 

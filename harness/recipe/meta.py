@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from harness.errors import MetaError
+from harness.recipe import sandbox
+from harness.recipe.policy import RuleId
 
 __all__ = [
     "KEYS",
@@ -42,6 +44,7 @@ __all__ = [
 META_FILE = "recipe_meta.py"
 
 Tier = Literal["install", "upgrade", "backup", "restore", "custom"]
+Resource = Literal["memory", "cpus", "pids"]
 OptionalRung = Literal["upgrade", "backup_restore", "custom", "lint"]  # install never is
 TIERS: tuple[str, ...] = get_args(Tier)
 Hook = Callable[..., Any]
@@ -173,6 +176,20 @@ KEYS: tuple[Key, ...] = (
         "Rungs that do not apply to this recipe, each with the reason.",
     ),
     Key(
+        "ALLOW",
+        dict[RuleId, str],
+        _EMPTY,
+        "Deploy-policy rules the recipe may break, each with the reason (`docker.sock`,"
+        " `bind-mount`, `privileged`, …: see the policy table below).",
+    ),
+    Key(
+        "RESOURCES",
+        dict[Resource, str],
+        _EMPTY,
+        "Raise the limits a service gets when the recipe sets none:"
+        " `memory` (`1G`), `cpus` (`1`), `pids` (`1024`).",
+    ),
+    Key(
         "CHAOS_BASE_DEPLOY",
         bool,
         False,
@@ -297,18 +314,19 @@ def _execute(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise MetaError(f"{path}: cannot read: {exc}") from exc
     namespace: dict[str, Any] = {"__file__": str(path), "__name__": "recipe_meta"}
-    try:
-        exec(code, namespace)
-    except Exception as exc:
-        line = next(
-            (
-                f.lineno
-                for f in reversed(traceback.extract_tb(exc.__traceback__))
-                if f.filename == str(path)
-            ),
-            None,
-        )
-        raise MetaError(f"{path}:{line}: {type(exc).__name__} while executing: {exc}") from exc
+    with sandbox.bounded(str(path), sandbox.LOAD_WINDOW):
+        try:
+            exec(code, namespace)
+        except Exception as exc:
+            line = next(
+                (
+                    f.lineno
+                    for f in reversed(traceback.extract_tb(exc.__traceback__))
+                    if f.filename == str(path)
+                ),
+                None,
+            )
+            raise MetaError(f"{path}:{line}: {type(exc).__name__} while executing: {exc}") from exc
     return namespace
 
 

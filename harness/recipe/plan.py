@@ -19,7 +19,9 @@ from typing import Any
 import yaml
 
 from harness.errors import PlanError
+from harness.recipe import policy
 from harness.recipe.appenv import EnvFile
+from harness.recipe.policy import Violation
 from harness.swarm import stack_config
 
 __all__ = ["Plan", "SecretPlan", "make_plan"]
@@ -54,6 +56,7 @@ class Plan:
     version_label: str | None  # the app service's coop-cloud.<stack>.version
     timeout: int | None  # coop-cloud.<stack>.timeout
     warnings: tuple[str, ...] = field(default=())
+    policy: tuple[Violation, ...] = field(default=())  # what the deploy policy refuses
 
     def describe(self) -> str:
         """The plan as a maintainer reads it."""
@@ -81,16 +84,27 @@ class Plan:
             ),
         ]
         lines += [f"warning: {w}" for w in self.warnings]
+        lines.append("deploy policy: " + ("nothing to refuse" if not self.policy else ""))
+        lines += [f"  {v.line()}" for v in self.policy]
         return "\n".join(lines)
 
 
-def make_plan(recipe: str, checkout: Path, env: Mapping[str, str], sample: EnvFile) -> Plan:
-    """Plan the deploy of ``checkout`` with ``env``; every defect raises one PlanError."""
+def make_plan(
+    recipe: str,
+    checkout: Path,
+    env: Mapping[str, str],
+    sample: EnvFile,
+    *,
+    publishes_ports: bool = True,
+) -> Plan:
+    """Plan the deploy of ``checkout`` with ``env``; every defect raises one PlanError.
+    ``publishes_ports``: whether the platform publishes the recipe's own ports (for the
+    deploy policy's low-port rule)."""
     stack, domain = env["STACK_NAME"], env["DOMAIN"]
     files = tuple(f for f in env.get("COMPOSE_FILE", "compose.yml").split(":") if f)
     raw: dict[str, str] = {}
     for name in files:
-        path = checkout / name
+        path = policy.inside(checkout, name, "compose file")
         if not path.is_file():
             raise PlanError(f"COMPOSE_FILE names {name}, which does not exist in the recipe")
         raw[name] = path.read_text()
@@ -111,6 +125,7 @@ def make_plan(recipe: str, checkout: Path, env: Mapping[str, str], sample: EnvFi
     problems += [f"service {svc} has no image" for svc, image in images.items() if not image]
     secrets = _secrets(config, raw, sample, env, problems)
     configs = _configs(config, checkout, problems, warnings)
+    problems += _too_long(stack, services, secrets, configs)
     if problems:
         raise PlanError("\n".join(problems))
     labels = {svc: (spec.get("deploy") or {}).get("labels") or {} for svc, spec in services.items()}
@@ -133,6 +148,10 @@ def make_plan(recipe: str, checkout: Path, env: Mapping[str, str], sample: EnvFi
             if any(k.startswith("backupbot.") for k in lbl)
         },
         version_label=app_labels.get(f"coop-cloud.{stack}.version"),
+        policy=tuple(
+            policy.check(config, publishes_ports=publishes_ports)
+            + policy.escapes(checkout, config, raw)
+        ),
         timeout=int(timeout) if timeout and str(timeout).isdigit() else None,
         warnings=tuple(warnings),
     )
@@ -248,6 +267,26 @@ def _configs(
             problems.append(f"config {key}: file {rel} does not exist in the recipe")
         configs[key] = name
     return configs
+
+
+# Swarm's limits: a service name is a DNS label (63), secret and config names 64.
+_NAME_LIMITS = {"service": 63, "secret": 64, "config": 64}
+
+
+def _too_long(
+    stack: str,
+    services: Mapping[str, Any],
+    secrets: tuple[SecretPlan, ...],
+    configs: Mapping[str, str],
+) -> list[str]:
+    names = [("service", f"{stack}_{svc}") for svc in services]
+    names += [("secret", s.name) for s in secrets] + [("config", n) for n in configs.values()]
+    return [
+        f"{kind} name {name} is {len(name)} characters, over swarm's {_NAME_LIMITS[kind]}"
+        f" (the stack {stack} takes {len(stack) + 1}: shorten the {kind}'s own part)"
+        for kind, name in names
+        if len(name) > _NAME_LIMITS[kind]
+    ]
 
 
 def _web_service(

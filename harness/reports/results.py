@@ -35,7 +35,7 @@ __all__ = [
     "write_json",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: policy
 INTERRUPTED = "interrupted: the run stopped before this tier finished"
 RUNGS = ("install", "upgrade", "backup_restore", "custom", "lint")
 # The tiers whose outcomes make up each rung.
@@ -135,6 +135,7 @@ class Results:
         }
     )
     lint: dict[str, Any] | None = None
+    policy: dict[str, Any] = field(default_factory=lambda: {"allowed": {}, "used": []})
     tiers: dict[str, TierResult] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
     started: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
@@ -202,6 +203,7 @@ class Results:
             "warnings": warnings,
             "stamps": self.stamps,
             "lint": self.lint,
+            "policy": self.policy,
             "customization": self.customization,
             "artifacts": self.artifacts,
         }

@@ -8,7 +8,7 @@ one moment — so whoever judges it (convergence) is pure and testable without D
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,21 @@ class Stack:
         return ExecResult(
             int(code), (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
         )
+
+    def oom_killed(self, task: Mapping[str, Any]) -> bool:
+        """Whether the kernel's OOM killer ended this task's container (as far as the
+        engine still knows it)."""
+        import docker
+
+        container = (task.get("Status", {}).get("ContainerStatus") or {}).get("ContainerID")
+        if not container:
+            return False
+        with translated(f"inspecting container {container[:12]}"):
+            try:
+                attrs = client().containers.get(container).attrs
+            except docker.errors.NotFound:
+                return False
+        return bool(attrs.get("State", {}).get("OOMKilled"))
 
     def restart(self, shorts: Iterable[str]) -> None:
         """Restart services (``docker service update --force``): new tasks, same spec."""

@@ -40,9 +40,12 @@ def test_verdict_fails_on_false_or_a_raise_and_passes_on_anything_else(tmp_path:
         "    return ctx\n"
     )
     hook = meta.load(tmp_path).READY_PROBE
-    assert verdict(hook, None) == (True, "")  # None is not False: a probe may return nothing
-    assert verdict(hook, False) == (False, "returned False")
-    passed, why = verdict(hook, "boom")
+    assert verdict(hook, None, seconds=5) == (
+        True,
+        "",
+    )  # None is not False: a probe may return nothing
+    assert verdict(hook, False, seconds=5) == (False, "returned False")
+    passed, why = verdict(hook, "boom", seconds=5)
     assert not passed
     assert why == f"raised at {tmp_path / 'recipe_meta.py'}:3: OSError: no db"
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
 
-from harness.errors import PlanError
+from harness.errors import MetaError, PlanError
 from harness.lifecycle.deploy import render_deploy_file, secret_value
-from harness.lifecycle.platform import RUN_LABEL, Platform, Stamp, deploy_config
+from harness.lifecycle.platform import (
+    RUN_LABEL,
+    Platform,
+    Stamp,
+    deploy_config,
+    limits,
+    memory_bytes,
+)
 from harness.recipe.appenv import app_env
 from harness.recipe.plan import Plan, SecretPlan, make_plan
 from harness.swarm import stack_config
@@ -49,6 +57,7 @@ def test_local_platform_without_ipvs_gets_the_compat_overlay(plan: Plan) -> None
     assert app["deploy"]["update_config"]["order"] == "stop-first"
     assert "external" not in config["networks"]["proxy"]
     assert overlays == [
+        "services app: limits memory 1G, cpus 1, pids 1024 where the recipe sets none",
         "network proxy: created by the stack (no shared proxy network here)",
         "all services: endpoint_mode dnsrr (no IPVS for VIPs)",
         "service app: port 5232 published in host mode on 127.0.0.1:40123, stop-first updates",
@@ -97,3 +106,34 @@ def test_implicit_default_network_is_labelled(plan: Plan) -> None:
     with_init = Plan(**{**plan.__dict__, "config": config})
     labelled, _ = deploy_config(with_init, Platform("remote", ipvs=True), "run42", STAMP, None)
     assert labelled["networks"]["default"]["labels"] == {RUN_LABEL: "run42"}
+
+
+def test_every_service_gets_limits_where_the_recipe_sets_none(plan: Plan) -> None:
+    own = copy.deepcopy(plan)
+    own.config["services"]["app"]["deploy"]["resources"] = {"limits": {"memory": "104857600"}}
+    config, _ = deploy_config(
+        own, Platform("remote", ipvs=True), "r", STAMP, None, limits({"cpus": "2"})
+    )
+    assert config["version"] == "3.9"  # the first with a pids limit
+    assert config["services"]["app"]["deploy"]["resources"]["limits"] == {
+        "memory": "104857600",  # the recipe's own
+        "cpus": "2",  # raised by RESOURCES
+        "pids": 1024,
+    }
+
+
+@pytest.mark.parametrize(("name", "value"), [("memory", "lots"), ("cpus", "1c"), ("pids", "-1")])
+def test_a_malformed_resource_is_named(name: str, value: str) -> None:
+    with pytest.raises(MetaError, match=rf"RESOURCES\['{name}'\] = '{value}' is not a {name}"):
+        limits({name: value})
+
+
+def test_the_limits_deploy_on_docker_as_written(plan: Plan, tmp_path: Path) -> None:
+    config, _ = deploy_config(plan, Platform("local", ipvs=False), "r", STAMP, 40123)
+    (tmp_path / "deploy.yml").write_text(render_deploy_file(config))
+    merged = stack_config(tmp_path, ("deploy.yml",), {})
+    assert merged["services"]["app"]["deploy"]["resources"]["limits"] == {
+        "cpus": "1",
+        "memory": str(memory_bytes("1G")),
+        "pids": 1024,
+    }
