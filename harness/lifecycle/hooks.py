@@ -21,6 +21,7 @@ import httpx
 
 from harness.errors import CcciError, InfraError, ProbeError, last_line
 from harness.lifecycle.waits import Wait, wait_for
+from harness.recipe.manifest import redact
 from harness.recipe.sandbox import bounded
 from harness.swarm import ExecResult, Stack
 
@@ -47,6 +48,14 @@ class HookCtx:
     @property
     def stack(self) -> Stack:
         return Stack(self.app)
+
+    def __repr__(self) -> str:
+        # Shown in failing custom tests' reports: secret-shaped env values never are.
+        env = redact(dict(self.env))
+        return (
+            f"HookCtx(recipe={self.recipe!r}, app={self.app!r}, domain={self.domain!r},"
+            f" base_url={self.base_url!r}, op={self.op!r}, env={env!r})"
+        )
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An HTTP request to the app: ``base_url + path`` with ``Host: <domain>``."""

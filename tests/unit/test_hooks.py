@@ -122,3 +122,21 @@ def test_deps_come_from_the_file_named_in_the_env(tmp_path: Path) -> None:
         load_deps({"CCCI_DEPS_FILE": str(deps_file)})
     with pytest.raises(InfraError, match="unreadable"):
         load_deps({"CCCI_DEPS_FILE": str(tmp_path / "missing.json")})
+
+
+def test_the_repr_of_a_ctx_redacts_secret_shaped_env_values(tmp_path: Path) -> None:
+    ctx = HookCtx(
+        recipe="r",
+        app="s",
+        domain="d",
+        base_url="http://127.0.0.1:9",
+        op="custom",
+        meta=meta.RecipeMeta(),
+        run_dir=tmp_path,
+        env={"DB_PASSWORD": "hunter2-hunter2", "API_KEY": "k-123456789", "DOMAIN": "d"},
+    )
+    shown = repr(ctx)
+    assert "hunter2" not in shown
+    assert "k-123456789" not in shown
+    assert "'DOMAIN': 'd'" in shown
+    assert "'DB_PASSWORD': '***'" in shown
