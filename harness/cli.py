@@ -37,6 +37,7 @@ def _meta(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from harness.lifecycle.platform import detect
     from harness.recipe.appenv import app_env
     from harness.recipe.plan import make_plan
 
@@ -47,7 +48,9 @@ def _plan(args: argparse.Namespace) -> int:
     recipe = args.recipe or checkout.name
     domain = f"{recipe}.plan.localhost"
     env, sample = app_env(recipe, checkout, domain, domain.replace(".", "_"), extra)
-    print(make_plan(recipe, checkout, env, sample).describe())
+    # The low-port rule applies where the platform publishes the recipe's own ports.
+    publishes = detect().ipvs
+    print(make_plan(recipe, checkout, env, sample, publishes_ports=publishes).describe())
     return 0
 
 

@@ -84,7 +84,10 @@ class Plan:
             ),
         ]
         lines += [f"warning: {w}" for w in self.warnings]
-        lines.append("deploy policy: " + ("nothing to refuse" if not self.policy else ""))
+        lines.append(
+            "deploy policy: "
+            + ("nothing to refuse" if not self.policy else "refuses, unless ALLOW names the rule:")
+        )
         lines += [f"  {v.line()}" for v in self.policy]
         return "\n".join(lines)
 
