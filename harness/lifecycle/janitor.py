@@ -81,9 +81,10 @@ def reserve_port(run_id: str, ports: Path = PORTS) -> int:
 def release_ports(run_id: str, ports: Path = PORTS) -> None:
     if not ports.is_dir():
         return
-    for claim in ports.iterdir():
-        if claim.name.isdigit() and claim.read_text().strip() == run_id:
-            claim.unlink(missing_ok=True)
+    with FileLock(ports / ".lock"):  # another run releasing its own ports at the same time
+        for claim in ports.iterdir():
+            if claim.name.isdigit() and claim.read_text().strip() == run_id:
+                claim.unlink(missing_ok=True)
 
 
 def sweep_dead_runs(min_age: float = DEFAULT_MIN_AGE, leases: Path = LEASES) -> dict[str, int]:
