@@ -17,8 +17,6 @@ from typing import Any
 
 import pytest
 
-OP_STATE_ENV = "CCCI_OP_STATE_FILE"  # written by the run (harness.lifecycle.run)
-
 
 @pytest.fixture
 def _ccci_run(request: pytest.FixtureRequest) -> Any:
@@ -57,6 +55,8 @@ def deps() -> Any:
 
 @pytest.fixture
 def op_state() -> Any:
+    from harness.lifecycle.run import OP_STATE_ENV  # the run points it at its op_state.json
+
     path = os.environ.get(OP_STATE_ENV)
     if not path:
         pytest.skip(f"{OP_STATE_ENV} is not set")

@@ -114,6 +114,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With xdist, a recipe's tiers and custom tests stay together on one worker, in order,
+    whichever of the splitting modes (load, loadscope, loadfile, worksteal) was asked."""
+    if config.getvalue("dist") not in ("load", "loadscope", "loadfile", "worksteal"):
+        return None
+    if not _names_recipes(config):
+        return None
+    from harness.scheduling import RecipeScopeScheduling
+
+    return RecipeScopeScheduling(config, log)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     browser = sys.modules.get("harness.lifecycle.browser")  # started only if it was used
     if browser is not None:

@@ -36,8 +36,12 @@ def test_two_runs_of_the_same_recipe_at_once(workspace: Workspace) -> None:
 
 def test_xdist_keeps_each_recipes_tiers_in_order_on_one_worker(workspace: Workspace) -> None:
     for name in ("alpha", "beta"):
-        workspace.recipe(
+        recipe_dir = workspace.recipe(
             name, [("1.0.0+1", WEB_APP), ("1.1.0+1", WEB_APP.replace("echo ok", "echo v2"))]
+        )
+        (recipe_dir / "functional").mkdir()
+        (recipe_dir / "functional" / "test_live.py").write_text(
+            "def test_the_live_app_answers(app):\n    assert app.get('/').text == 'v2\\n'\n"
         )
     session = workspace.pytest("-n", "2", "--dist", "loadscope", "recipes/alpha", "recipes/beta")
     assert session.returncode == 0, session.output
@@ -45,10 +49,11 @@ def test_xdist_keeps_each_recipes_tiers_in_order_on_one_worker(workspace: Worksp
     for line in session.output.splitlines():
         # "[gw0] [ 25%] PASSED recipes/alpha::install"
         if "PASSED recipes/" in line and line.startswith("[gw"):
-            workers.setdefault(line.split("::")[0].rsplit(" ", 1)[1], []).append(line[:5])
+            recipe = "/".join(line.split("PASSED ")[1].split("::")[0].split("/")[:2])
+            workers.setdefault(recipe, []).append(line[:5])
     assert set(workers) == {"recipes/alpha", "recipes/beta"}, session.output
     for recipe, seen in workers.items():
-        assert len(seen) == 3, recipe  # install, upgrade, lint
+        assert len(seen) == 4, (recipe, session.output)  # install, upgrade, the custom test, lint
         assert len(set(seen)) == 1, f"{recipe} ran on {seen}"
     session.assert_nothing_left()
 
