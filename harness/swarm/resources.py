@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from harness.errors import DeployError, last_line
@@ -39,7 +39,9 @@ def _collection(kind: str) -> Any:
 
 
 def _sdk_list(kind: str, label: str) -> list[Any]:
-    extra = {"all": True} if kind == "container" else {}
+    # Containers are listed sparse (the list's own JSON): a full listing inspects each one
+    # after listing them, and one removed in between would fail the whole listing.
+    extra = {"all": True, "sparse": True} if kind == "container" else {}
     return list(_collection(kind).list(filters={"label": label}, **extra))
 
 
@@ -47,12 +49,15 @@ def _resource(kind: str, obj: Any) -> Resource:
     attrs = getattr(obj, "attrs", {}) or {}
     stamp = attrs.get("CreatedAt") or attrs.get("Created")
     labels = (attrs.get("Spec") or attrs.get("Config") or attrs).get("Labels") or {}
-    return Resource(
-        kind,
-        str(getattr(obj, "name", None) or obj.id),
-        dict(labels),
-        timestamp(stamp) if isinstance(stamp, str) else None,
-    )
+    names = attrs.get("Names") or []  # a sparse container's
+    if isinstance(stamp, str):
+        created: datetime | None = timestamp(stamp)
+    elif isinstance(stamp, int):
+        created = datetime.fromtimestamp(stamp, UTC)
+    else:
+        created = None
+    name = getattr(obj, "name", None) or (names[0].lstrip("/") if names else obj.id)
+    return Resource(kind, str(name), dict(labels), created)
 
 
 def labelled(label: str, kinds: Sequence[str] = KINDS) -> list[Resource]:

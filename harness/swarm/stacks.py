@@ -115,14 +115,20 @@ class Stack:
         """Run ``argv`` in the running container of a service on this engine; None when it
         has none right now. A container that stops meanwhile is the app's doing: a
         ``ProbeError``."""
+        import docker
+
         name = self.service_name(short)
         with translated(f"exec in {name}", refused=ProbeError):
             running = client().containers.list(
-                filters={"label": f"{SERVICE_LABEL}={name}", "status": "running"}
+                filters={"label": f"{SERVICE_LABEL}={name}", "status": "running"}, sparse=True
             )
             if not running:
                 return None
-            code, (out, err) = running[0].exec_run(list(argv), demux=True)
+            try:
+                container = client().containers.get(running[0].id)
+            except docker.errors.NotFound:
+                return None  # gone since it was listed: the wait looks again
+            code, (out, err) = container.exec_run(list(argv), demux=True)
         return ExecResult(
             int(code), (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
         )
