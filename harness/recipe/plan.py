@@ -105,14 +105,13 @@ def make_plan(
     deploy policy's low-port rule)."""
     stack, domain = env["STACK_NAME"], env["DOMAIN"]
     files = tuple(f for f in env.get("COMPOSE_FILE", "compose.yml").split(":") if f)
-    raw: dict[str, str] = {}
+    documents: dict[str, Any] = {}  # each compose file as written, parsed once
     for name in files:
         path = policy.inside(checkout, name, "compose file")
         if not path.is_file():
             raise PlanError(f"COMPOSE_FILE names {name}, which does not exist in the recipe")
-        raw[name] = path.read_text()
         try:
-            yaml.safe_load(raw[name])
+            documents[name] = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{name}:{mark.line + 1}" if mark else name
@@ -121,12 +120,12 @@ def make_plan(
     problems: list[str] = []
     warnings = [
         f"variable {var} is not set ({', '.join(where)}); it becomes blank"
-        for var, where in _unset_variables(raw, env).items()
+        for var, where in _unset_variables(documents, env).items()
     ]
     services: dict[str, Any] = config.get("services") or {}
     images = {svc: spec.get("image") or "" for svc, spec in services.items()}
     problems += [f"service {svc} has no image" for svc, image in images.items() if not image]
-    secrets = _secrets(config, raw, sample, env, problems)
+    secrets = _secrets(config, documents, sample, env, problems)
     configs = _configs(config, checkout, problems, warnings)
     problems += _too_long(stack, services, secrets, configs)
     if problems:
@@ -153,7 +152,7 @@ def make_plan(
         version_label=app_labels.get(f"coop-cloud.{stack}.version"),
         policy=tuple(
             policy.check(config, publishes_ports=publishes_ports)
-            + policy.escapes(checkout, config, raw)
+            + policy.escapes(checkout, config, documents)
         ),
         timeout=int(timeout) if timeout and str(timeout).isdigit() else None,
         warnings=tuple(warnings),
@@ -172,10 +171,10 @@ def _strings(node: Any) -> Iterator[str]:
             yield from _strings(value)
 
 
-def _unset_variables(raw: Mapping[str, str], env: Mapping[str, str]) -> dict[str, list[str]]:
+def _unset_variables(documents: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, list[str]]:
     unset: dict[str, list[str]] = {}
-    for name, text in raw.items():
-        for value in _strings(yaml.safe_load(text)):
+    for name, document in documents.items():
+        for value in _strings(document):
             for match in _VAR.finditer(value.replace("$$", "")):
                 var, modifier = match[1] or match[3], match[2] or ""
                 if var in env or modifier.startswith((":-", "-", ":?", "?")):
@@ -197,7 +196,7 @@ def _used(config: Mapping[str, Any], section: str) -> dict[str, list[str]]:
 
 def _secrets(
     config: Mapping[str, Any],
-    raw: Mapping[str, str],
+    documents: Mapping[str, Any],
     sample: EnvFile,
     env: Mapping[str, str],
     problems: list[str],
@@ -213,7 +212,7 @@ def _secrets(
         if not spec.get("external"):
             continue
         name = spec.get("name") or key
-        var = _name_variable(raw, "secrets", key) or f"SECRET_{key.upper()}_VERSION"
+        var = _name_variable(documents, "secrets", key) or f"SECRET_{key.upper()}_VERSION"
         if not env.get(var):
             hint = "" if var.endswith("_VERSION") else f" (the convention is {var}_VERSION)"
             problems.append(f"secret {key}: its name {name!r} needs ${var}, which is not set{hint}")
@@ -235,10 +234,9 @@ def _secrets(
     return tuple(planned)
 
 
-def _name_variable(raw: Mapping[str, str], section: str, key: str) -> str | None:
+def _name_variable(documents: Mapping[str, Any], section: str, key: str) -> str | None:
     """The variable in the raw ``name:`` of ``section.key`` that carries its version."""
-    for text in raw.values():
-        data = yaml.safe_load(text) or {}
+    for data in documents.values():
         name = ((data.get(section) or {}).get(key) or {}).get("name")
         if isinstance(name, str):
             found = [m[1] or m[3] for m in _VAR.finditer(name) if (m[1] or m[3]) != "STACK_NAME"]

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, get_args
 
-import yaml
-
 from harness.errors import PlanError
 
 __all__ = [
@@ -155,9 +153,12 @@ def check(config: Mapping[str, Any], *, publishes_ports: bool) -> list[Violation
     return found
 
 
-def escapes(checkout: Path, config: Mapping[str, Any], raw: Mapping[str, str]) -> list[Violation]:
+def escapes(
+    checkout: Path, config: Mapping[str, Any], documents: Mapping[str, Any]
+) -> list[Violation]:
     """Files the recipe makes the deploy read from outside its checkout, through a path or
-    a symlink: compose files, config and secret files, env_files."""
+    a symlink: config and secret files of the merged ``config``, and the ``env_file``s of
+    the compose ``documents`` as written (the merged config has already inlined them)."""
     root = checkout.resolve()
     found = []
 
@@ -170,8 +171,7 @@ def escapes(checkout: Path, config: Mapping[str, Any], raw: Mapping[str, str]) -
         for key, spec in (config.get(section) or {}).items():
             if (spec or {}).get("file"):
                 outside(section[:-1], key, spec["file"])
-    for text in raw.values():
-        data = yaml.safe_load(text) or {}
+    for data in documents.values():
         for service, spec in (data.get("services") or {}).items():
             env_files = (spec or {}).get("env_file") or ()
             for env_file in [env_files] if isinstance(env_files, str) else env_files:

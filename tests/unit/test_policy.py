@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.errors import MetaError
 from harness.recipe import meta, policy
@@ -123,8 +124,8 @@ def test_files_from_outside_the_checkout_are_named(tmp_path: Path) -> None:
         'version: "3.8"\nservices:\n  app:\n    image: x:1\n    env_file: [/etc/hostname]\n'
         "    configs: [leak]\nconfigs:\n  leak:\n    file: /etc/hostname\n"
     )
-    raw = {"compose.yml": compose}
-    found = policy.escapes(tmp_path, _config(tmp_path, compose), raw)
+    documents = {"compose.yml": yaml.safe_load(compose)}
+    found = policy.escapes(tmp_path, _config(tmp_path, compose), documents)
     assert [(v.rule, v.service) for v in found] == [
         ("outside-file", "leak"),
         ("outside-file", "app"),
