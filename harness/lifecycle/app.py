@@ -16,11 +16,12 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import MetaError, PlanError, StampError, last_line
 from harness.lifecycle import backup, deploy
-from harness.lifecycle.converge import Converged, assert_not_failing, converge, settle
+from harness.lifecycle.converge import Converged, converge, settle, watch
 from harness.lifecycle.hooks import HookCtx, call, load_deps, raised, verdict
 from harness.lifecycle.platform import Stamp, deploy_config, limits
 from harness.lifecycle.waits import HookProbe, HttpHealth, wait_for
@@ -53,6 +54,7 @@ class App:
     env: dict[str, str] = field(default_factory=dict)
     plan: Plan | None = None
     deploys: int = 0
+    deploy_file: Path | None = None  # what the last prepare wrote, for launch to deploy
     stamp: Stamp | None = None  # what the last deploy must be stamped with
     release: str | None = None  # the tag the last deploy deployed as a release
     since: datetime = field(default_factory=lambda: datetime.now(UTC))  # last (re)start
@@ -157,8 +159,8 @@ class App:
         )
         run.add_overlays(overlays)
         self.deploys += 1
-        self._deploy_file = run.dir / f"deploy-{self.name}-{self.deploys}.yml"
-        self._deploy_file.write_text(deploy.render_deploy_file(config))
+        self.deploy_file = run.dir / f"deploy-{self.name}-{self.deploys}.yml"
+        self.deploy_file.write_text(deploy.render_deploy_file(config))
         with run.tracer.span("secrets", app=self.name):
             deploy.create_secrets(plan, run.id)
             for service, image in plan.images.items():
@@ -169,11 +171,12 @@ class App:
         ``pre_upgrade`` on the upgrade to the candidate), which may shape the app before
         it is checked."""
         run = self.run
-        with run.tracer.span("deploy", app=self.name, file=self._deploy_file.name) as span:
-            assert self.stamp is not None
+        assert self.stamp is not None
+        assert self.deploy_file is not None
+        with run.tracer.span("deploy", app=self.name, file=self.deploy_file.name) as span:
             span.context["chaos"] = self.stamp.chaos
             self.since = datetime.now(UTC)
-            self.stack.deploy(self._deploy_file)
+            self.stack.deploy(self.deploy_file)
         if op == "install" or upgrade:
             run.call_pre(op, self)
 
@@ -223,21 +226,19 @@ class App:
         assert self.plan is not None
         meta = self.run.meta
 
-        def watch() -> None:
-            assert_not_failing(self.stack, self.since)
-
+        failing = watch(self.stack, self.since)  # one watcher for every attempt
         with self.run.tracer.span("probe", app=self.name, health=meta.HEALTH_PATH) as span:
             if self.plan.web is not None:
                 url = f"{self.base_url}{meta.HEALTH_PATH}"
                 span.context["url"] = url
-                health = HttpHealth(url, self.domain, tuple(meta.HEALTH_OK), watch)
+                health = HttpHealth(url, self.domain, tuple(meta.HEALTH_OK), failing)
                 wait_for(health, PROBE_WINDOW, self.run.deadline)
             if meta.READY_PROBE is not None:
                 ctx = self.ctx(op)
                 ready = HookProbe(
                     "READY_PROBE",
                     lambda: verdict(meta.READY_PROBE, ctx, seconds=PROBE_WINDOW),
-                    watch,
+                    failing,
                 )
                 wait_for(ready, PROBE_WINDOW, self.run.deadline)
 

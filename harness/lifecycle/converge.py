@@ -23,7 +23,7 @@ lists recorded from real canaries, without Docker.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +33,7 @@ from harness.errors import CcciError, ConvergeError, PlatformError
 from harness.lifecycle.waits import Deadline, Wait, wait_for
 from harness.swarm import Service, Stack, Wakeup, ready_nodes, timestamp
 
-__all__ = ["Assessment", "Converged", "assert_not_failing", "assess", "converge", "settle"]
+__all__ = ["Assessment", "Converged", "assess", "converge", "settle", "watch"]
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,8 @@ def assess(
         if t["DesiredState"] == "running" and t["Spec"]["ContainerSpec"] != container
     ]
     if failed and (len(failed) >= MAX_FAILURES or restart == "none"):
-        last = max(failed, key=lambda t: t["Status"]["Timestamp"])["Status"]
+        last_failed = max(failed, key=lambda t: t["Status"]["Timestamp"])
+        last = last_failed["Status"]
         why = last.get("Err") or last.get("Message") or last["State"]
         if "ContainerStatus" in last and last["ContainerStatus"].get("ExitCode"):
             why += f" (exit code {last['ContainerStatus']['ExitCode']})"
@@ -111,7 +112,7 @@ def assess(
             False,
             "failed",
             f"is {kind}: {len(failed)} task(s) failed since the deploy: {why}",
-            max(failed, key=lambda t: t["Status"]["Timestamp"]),
+            last_failed,
         )
     updating = update.get("State") == "updating"
     if len(running) >= desired and not stale and not updating:
@@ -225,7 +226,7 @@ def settle(
     return _await(Settled(stacks, since), window, deadline)
 
 
-def assert_not_failing(stack: Stack, since: datetime) -> None:
-    """Raise ConvergeError if a service of ``stack`` failed since ``since`` (crash loop,
-    rollback): the watch kept on an app while it is probed."""
-    Convergence([stack], since).check()
+def watch(stack: Stack, since: datetime) -> Callable[[], object]:
+    """What a probe calls between its attempts: it raises ConvergeError if a service of
+    ``stack`` failed since ``since`` (crash loop, rollback)."""
+    return Convergence([stack], since).check

@@ -22,6 +22,7 @@ import httpx
 from harness.errors import CcciError, InfraError, ProbeError, last_line
 from harness.lifecycle.waits import Wait, wait_for
 from harness.recipe.manifest import redact
+from harness.recipe.meta import defined_at
 from harness.recipe.sandbox import bounded
 from harness.swarm import ExecResult, Stack
 
@@ -137,8 +138,7 @@ def raised(hook: Callable[..., Any], exc: BaseException) -> str:
 
 def call(hook: Callable[..., Any], *args: Any, seconds: float) -> Any:
     """Call a recipe hook, bounded in time (the run's deadline, or less) and output."""
-    code = getattr(hook, "__code__", None)
-    where = f"{code.co_filename}:{code.co_firstlineno}" if code else repr(hook)
+    where = defined_at(hook) or repr(hook)
     with bounded(f"{where}: {getattr(hook, '__name__', 'hook')}", seconds):
         return hook(*args)
 

@@ -301,8 +301,8 @@ def restore(run: Run) -> None:
     _restore_running(app, run.backups, "restore")
     with run.tracer.span("converge", app=f"{app.name}, {fresh.name}"):
         converge([app.stack, fresh.stack], min(app.since, fresh.since), app.window(), run.deadline)
+    fresh.check_stamp()
     if warm:
-        fresh.check_stamp()
         _restore_running(fresh, warm, "restore")
     _post_hooks(app, run.backups, "restore")
     app.probe("restore")
@@ -310,8 +310,6 @@ def restore(run: Run) -> None:
     if warm:
         fresh.converge()
         _post_hooks(fresh, warm, "restore")
-    else:
-        fresh.check_stamp()
     fresh.probe("restore")
     fresh.marked = app.marked
     fresh.verify("restore into a fresh app", expected=backed_up)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.recipe.customization import Customization
+from harness.recipe.meta import defined_at
 
 __all__ = ["build", "redact", "render"]
 
@@ -37,8 +38,8 @@ def redact(value: Any, name: str = "") -> Any:
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     if callable(value):
-        code = getattr(value, "__code__", None)
-        where = f" at {code.co_filename}:{code.co_firstlineno}" if code else ""
+        at = defined_at(value)
+        where = f" at {at}" if at else ""
         return f"hook {getattr(value, '__name__', 'callable')}{inspect.signature(value)}{where}"
     return value
 

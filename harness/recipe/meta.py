@@ -37,6 +37,7 @@ __all__ = [
     "RecipeMeta",
     "check_hook_signature",
     "custom_test_files",
+    "defined_at",
     "load",
     "render_key_table",
 ]
@@ -429,14 +430,19 @@ def type_name(annotation: Any) -> str:
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
+def defined_at(fn: Callable[..., Any]) -> str | None:
+    """``<file>:<line>`` where a hook (a Python function) is defined, if it is one."""
+    code = getattr(fn, "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code else None
+
+
 def check_hook_signature(fn: Callable[..., Any], expected: tuple[str, ...], name: str) -> None:
     """Raise ``MetaError`` unless ``fn`` takes exactly the positional parameters ``expected``.
 
     Used for recipe_meta.py hooks and ops.py functions alike; the message names the file
     and line where ``fn`` is defined.
     """
-    code = getattr(fn, "__code__", None)
-    where = f"{code.co_filename}:{code.co_firstlineno}" if code else repr(fn)
+    where = defined_at(fn) or repr(fn)
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError) as exc:

@@ -52,9 +52,11 @@ class _CappedStream:
 def bounded(what: str, seconds: float, cap: int = OUTPUT_CAP) -> Iterator[None]:
     """Run the block — recipe code — for at most ``seconds`` and ``cap`` characters of
     output; past either, ``MetaError`` naming ``what``."""
+    if seconds <= 0:  # e.g. what was left of a run's deadline: none
+        raise MetaError(f"{what}: no time left to run it")
     budget = [cap]
     stdout, stderr = sys.stdout, sys.stderr
-    timed = threading.current_thread() is threading.main_thread() and seconds > 0
+    timed = threading.current_thread() is threading.main_thread()
     if timed:
         before_handler = signal.getsignal(signal.SIGALRM)
         before_delay, before_interval = signal.getitimer(signal.ITIMER_REAL)

@@ -93,10 +93,8 @@ def remove_labelled(label: str, kinds: Sequence[str] = KINDS) -> tuple[list[str]
                 else:
                     obj.remove()
                 removed.append(f"{kind} {name}")
-            except docker.errors.NotFound:
-                pass
             except docker.errors.APIError:
-                pass  # in use a moment longer: the next pass gets it
+                pass  # gone already, or in use a moment longer: the next pass looks again
     return removed, found_count
 
 

@@ -73,3 +73,13 @@ def test_an_outer_alarm_survives_a_bounded_call() -> None:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+
+def test_a_hook_with_no_time_left_does_not_run_unbounded() -> None:
+    ran = []
+    with (
+        pytest.raises(MetaError, match="late: no time left to run it"),
+        sandbox.bounded("late", -3),
+    ):
+        ran.append(True)
+    assert ran == []
