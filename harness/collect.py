@@ -36,8 +36,9 @@ __all__ = ["CustomTests", "RecipeDir", "TierItem", "deselect_tiers", "record_cus
 
 log = logging.getLogger(__name__)
 
-# Tiers this harness runs as items of its own, in lifecycle order; lint follows them.
-LIFECYCLE = ("install", "upgrade", "backup", "restore")
+# Tiers run as items of their own, in lifecycle order (custom is the recipe's own tests,
+# each an item); lint follows them.
+LIFECYCLE = tuple(t for t in TIERS if t in RUNNERS)
 ENGINE_BACK_WINDOW = 60.0  # seconds an infra retry waits for the engine to answer again
 
 

@@ -83,8 +83,8 @@ class Run:
             platform={"name": self.platform.name, "ipvs": self.platform.ipvs, "overlays": []},
             customization=self.manifest,
             artifacts={"trace": "trace.json", "log": "harness.log", "op_state": "op_state.json"},
+            policy={"allowed": dict(self.meta.ALLOW), "used": []},
         )
-        self.results.policy["allowed"] = dict(self.meta.ALLOW)
         self.results.save()
         self.op_state: dict[str, dict[str, Any]] = {}
         self._op_state_file = self.dir / "op_state.json"

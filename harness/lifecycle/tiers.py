@@ -159,20 +159,17 @@ def upgrade(run: Run) -> App:
         if last is not None:
             run.release_app(last)
         early, run.early_base = run.early_base, None
-        if early is not None and early[0] == base:
-            app = early[1]
-        else:
-            if early is not None:
-                run.release_app(early[1])
-            try:
+        if early is not None and early[0] != base:
+            run.release_app(early[1])
+        try:
+            if early is not None and early[0] == base:
+                app = early[1]
+            else:
                 app = run.new_app("upgrade", base)
                 app.start("upgrade", release=_base_release(app, base))
-            except CatalogueError as exc:
-                raise Unverifiable(f"base {base}: {exc}") from exc
-            except RecipeError as exc:
-                raise Unverifiable(f"base release {base} does not install: {exc}") from exc
-        try:
             app.await_ready("upgrade")
+        except CatalogueError as exc:
+            raise Unverifiable(f"base {base}: {exc}") from exc
         except RecipeError as exc:  # the base's fault: the candidate is not on trial yet
             raise Unverifiable(f"base release {base} does not install: {exc}") from exc
         app.seed("upgrade")
