@@ -13,6 +13,7 @@ file per port naming its run, so two concurrent runs never pick the same port.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from datetime import UTC, datetime
@@ -87,8 +88,11 @@ def release_ports(run_id: str, ports: Path = PORTS) -> None:
                 claim.unlink(missing_ok=True)
 
 
-def sweep_dead_runs(min_age: float = DEFAULT_MIN_AGE, leases: Path = LEASES) -> dict[str, int]:
-    """Remove resources of dead runs older than ``min_age`` s; ``{run_id: removed}``."""
+def sweep_dead_runs(
+    min_age: float = DEFAULT_MIN_AGE, leases: Path = LEASES, ports: Path = PORTS
+) -> dict[str, int]:
+    """Remove resources of dead runs older than ``min_age`` s; ``{run_id: removed}``. A dead
+    run's port claims and lease file go too, also when its resources were already gone."""
     owners: dict[str, datetime] = {}
     now = datetime.now(UTC)
     kinds = ("service", "volume", "network", "secret", "config")
@@ -106,4 +110,22 @@ def sweep_dead_runs(min_age: float = DEFAULT_MIN_AGE, leases: Path = LEASES) -> 
         (leases / f"{run_id}.lock").unlink(missing_ok=True)
         swept[run_id] = len(removed)
         log.warning("janitor: removed %d resources of dead run %s", len(removed), run_id)
+    for run_id, touched in _files_of_runs(leases, ports).items():
+        if run_id in owners or now.timestamp() - touched < min_age or is_alive(run_id, leases):
+            continue
+        release_ports(run_id, ports)
+        (leases / f"{run_id}.lock").unlink(missing_ok=True)
     return swept
+
+
+def _files_of_runs(leases: Path, ports: Path) -> dict[str, float]:
+    """Run ids with a lease file or a port claim, and when their newest file was written."""
+    found: dict[str, float] = {}
+    files = [(p.stem, p) for p in leases.glob("*.lock")] if leases.is_dir() else []
+    if ports.is_dir():
+        with FileLock(ports / ".lock"):  # claims come and go under this lock
+            files += [(p.read_text().strip(), p) for p in ports.iterdir() if p.name.isdigit()]
+    for run_id, path in files:
+        with contextlib.suppress(FileNotFoundError):  # a lease its run released meanwhile
+            found[run_id] = max(found.get(run_id, 0.0), path.stat().st_mtime)
+    return found

@@ -154,3 +154,24 @@ def test_sigkill_mid_upgrade_leaves_valid_partial_results(workspace: Workspace) 
     finally:
         teardown.remove_run(doc["run_id"])  # what the next session's janitor would do
     assert teardown.leftovers(doc["run_id"]) == {}
+
+
+def test_the_janitor_frees_the_claims_and_leases_of_dead_runs(tmp_path: Path) -> None:
+    import os
+
+    leases, ports = tmp_path / "leases", tmp_path / "ports"
+    dead = janitor.Lease("dead01", leases).acquire()
+    janitor.reserve_port("dead01", ports)
+    dead._lock.release()  # as a SIGKILL would: the kernel drops the flock, the files stay
+    live = janitor.Lease("live01", leases).acquire()
+    janitor.reserve_port("live01", ports)
+    janitor.Lease("young1", leases).acquire()._lock.release()  # dead too, but just now
+    long_ago = time.time() - 3600
+    for path in [*leases.iterdir(), *ports.iterdir()]:
+        if "young1" not in path.name and (not path.name.isdigit() or "dead01" in path.read_text()):
+            os.utime(path, (long_ago, long_ago))
+    janitor.sweep_dead_runs(min_age=60, leases=leases, ports=ports)
+    owners = sorted(p.read_text() for p in ports.iterdir() if p.name.isdigit())
+    assert owners == ["live01"]
+    assert sorted(p.stem for p in leases.glob("*.lock")) == ["live01", "young1"]
+    live.release()
