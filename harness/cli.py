@@ -5,6 +5,7 @@
     cc-ci lint CHECKOUT                       the recipe lint rules R001-R016
     cc-ci compare RUN_A [RUN_B]               level and timing changes between two runs
     cc-ci meta RECIPE_DIR                     validate a recipe dir's recipe_meta.py
+    cc-ci serve [--forge-url URL] [--poll S]  `!testme` on pull requests (docs/serve.md)
 
 A RECIPE of ``run`` is a recipe dir (``recipes/<name>`` or a path holding recipe_meta.py),
 the name of one under ./recipes, or a recipe repo (a path holding compose.yml), which is
@@ -154,6 +155,92 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    from harness.serve.service import Config, serve
+
+    token, secret = os.environ.get("CCCI_FORGE_TOKEN"), os.environ.get("CCCI_WEBHOOK_SECRET", "")
+    if not args.forge_url:
+        raise CcciError("serve: no forge: give --forge-url or CCCI_FORGE_URL")
+    if not token:
+        raise CcciError("serve: no forge token: set CCCI_FORGE_TOKEN")
+    if not secret and not args.poll:
+        raise CcciError("serve: no webhook secret: set CCCI_WEBHOOK_SECRET, or poll (--poll)")
+    if args.poll and not args.repo:
+        raise CcciError("serve: --poll needs the repositories to poll (--repo OWNER/NAME)")
+    _host, sep, port = args.listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise CcciError(f"serve: --listen {args.listen!r} is not HOST:PORT")
+    return serve(
+        Config(
+            forge_url=args.forge_url,
+            token=token,
+            secret=secret,
+            state_dir=Path(args.state_dir).resolve(),
+            runs_dir=Path(args.runs_dir).resolve(),
+            public_url=(args.public_url or f"http://{args.listen}").rstrip("/"),
+            listen=args.listen,
+            parallel=args.parallel,
+            repos=tuple(args.repo),
+            orgs=tuple(args.org),
+            poll=args.poll,
+            recipes_dir=RECIPES_DIR,
+            run_deadline=args.run_deadline,
+            janitor_age=args.janitor_age,
+        )
+    )
+
+
+def _env_default(name: str, default: str | None = None) -> str | None:
+    import os
+
+    return os.environ.get(f"CCCI_{name}", default)
+
+
+def _env_list(name: str) -> list[str]:
+    return [v for v in (_env_default(name) or "").replace(",", " ").split() if v]
+
+
+def _add_serve(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run `!testme` from pull-request comments (Gitea/Forgejo)",
+        description="Token and webhook secret come from the environment only:"
+        " CCCI_FORGE_TOKEN, CCCI_WEBHOOK_SECRET. Every option is also CCCI_<NAME>.",
+    )
+    add = serve.add_argument
+    add("--forge-url", default=_env_default("FORGE_URL"), help="the forge's base URL")
+    add("--listen", default=_env_default("LISTEN", "127.0.0.1:8088"), help="HOST:PORT")
+    add("--state-dir", default=_env_default("STATE_DIR", "state"), help="its durable state")
+    add("--runs-dir", default=_env_default("RUNS_DIR", "runs"), help="where runs are kept")
+    add("--public-url", default=_env_default("PUBLIC_URL"), help="base of the links it posts")
+    add("--parallel", type=int, default=int(_env_default("PARALLEL", "1") or 1))
+    add(
+        "--repo",
+        action="append",
+        default=_env_list("REPOS"),
+        metavar="OWNER/NAME",
+        help="a repository it serves (repeat; default: every one that delivers)",
+    )
+    add(
+        "--org",
+        action="append",
+        default=_env_list("ORGS"),
+        metavar="ORG",
+        help="members of this organisation may start runs too (repeat)",
+    )
+    add(
+        "--poll",
+        type=float,
+        default=_env_default("POLL"),
+        metavar="SECONDS",
+        help="read new comments of open PRs this often (where no webhook can be registered)",
+    )
+    add("--run-deadline", type=float, default=float(_env_default("RUN_DEADLINE", "3600") or 0))
+    add("--janitor-age", type=float, default=float(_env_default("JANITOR_AGE", "60") or 0))
+
+
 def _env_pair(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -194,11 +281,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     compare.add_argument("run_b", type=Path, nargs="?")
     check = commands.add_parser("meta", help="validate a recipe dir's recipe_meta.py")
     check.add_argument("recipe_dir", type=Path)
+    _add_serve(commands)
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             return _run(args, passthrough)
-        handlers = {"plan": _plan, "meta": _meta, "lint": _lint, "compare": _compare}
+        handlers = {
+            "plan": _plan,
+            "meta": _meta,
+            "lint": _lint,
+            "compare": _compare,
+            "serve": _serve,
+        }
         return handlers[args.command](args)
     except CcciError as exc:
         print(f"cc-ci: error: {exc}", file=sys.stderr)

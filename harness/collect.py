@@ -72,6 +72,7 @@ class RecipeDir(pytest.Directory):
             ref=chosen.ref,
             runs_root=chosen.runs_dir,
             deadline=chosen.run_deadline,
+            upgrade_from=chosen.upgrade_from,
             tiers=tuple(dict.fromkeys(selected)),
         )
         # One block at the start of the run, past output capture (as pytest's live logs do).

@@ -29,6 +29,8 @@ OPTIONS = {
     "ref": "the candidate: a tag, branch, commit or pull/<n> (default: the default branch)",
     "tiers": "comma-separated tiers to run: install, upgrade, backup, restore, custom"
     " (default: every one the recipe dir's TIERS names)",
+    "upgrade-from": "the release tag the upgrade tier starts from (default: the recipe dir's"
+    " UPGRADE_FROM, else the release before the candidate)",
     "runs-dir": "where run dirs are written (default: runs/ under the rootdir)",
     "run-deadline": "seconds a recipe's run may take, every wait included (default: 3600)",
     "janitor-age": "seconds after which resources of dead runs are swept (default: 60)",
@@ -41,6 +43,7 @@ class Settings:
     ref: str | None
     tiers: tuple[str, ...]
     runs_dir: Path
+    upgrade_from: str | None = None
     run_deadline: float = 3600.0
     janitor_age: float = 60.0
 
@@ -88,11 +91,13 @@ def resolve(config: pytest.Config) -> Settings:
             f"{source}: unknown tier(s) {', '.join(unknown)}; tiers are {', '.join(TIERS)}"
         )
     runs_dir, _ = _value(config, "runs-dir")
+    upgrade_from, _ = _value(config, "upgrade-from")
     return Settings(
         catalogue=catalogue or _default_catalogue(),
         ref=ref,
         tiers=tiers,
         runs_dir=Path(runs_dir) if runs_dir else config.rootpath / "runs",
+        upgrade_from=upgrade_from,
         run_deadline=_seconds(config, "run-deadline", 3600.0),
         janitor_age=_seconds(config, "janitor-age", 60.0),
     )

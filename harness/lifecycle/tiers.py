@@ -124,8 +124,11 @@ def _base_release(app: App, base: str) -> str | None:
 
 
 def upgrade_bases(run: Run) -> list[str]:
-    """The tags to upgrade from: UPGRADE_FROM, else the previous release."""
+    """The tags to upgrade from: the run's --upgrade-from, UPGRADE_FROM, else the previous
+    release."""
     candidate = run.fetch()
+    if run.upgrade_from:
+        return [run.upgrade_from]
     if run.meta.UPGRADE_FROM:
         return list(run.meta.UPGRADE_FROM)
     found, other = catalogue.releases(candidate.path)

@@ -1,0 +1,124 @@
+"""The Gitea/Forgejo REST API (``/api/v1``) as the service uses it, and nothing more.
+
+Every call carries ``Authorization: token …``; the token is never part of a message.
+Reads and idempotent writes (a status, a comment edit) are retried on a lost connection
+or a 5xx answer; creating a comment is not (a retry could post it twice).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from harness.errors import InfraError
+
+__all__ = ["WRITERS", "Forge", "ForgeError"]
+
+WRITERS = frozenset({"write", "admin", "owner"})  # permissions that may start a run
+_ATTEMPTS = 3
+
+
+class ForgeError(InfraError):
+    """The forge refused or did not answer a call; says which call and the status."""
+
+
+class Forge:
+    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=f"{self.url}/api/v1",
+            headers={"Authorization": f"token {token}", "Accept": "application/json"},
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(
+        self, method: str, path: str, *, retry: bool = True, ok: tuple[int, ...] = (), **kw: Any
+    ) -> httpx.Response:
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                answer = self._http.request(method, path, **kw)
+            except httpx.HTTPError as exc:
+                if not retry or attempt == _ATTEMPTS:
+                    raise ForgeError(f"{method} {path}: {type(exc).__name__}") from exc
+            else:
+                if answer.is_success or answer.status_code in ok:
+                    return answer
+                if answer.status_code < 500 or not retry or attempt == _ATTEMPTS:
+                    raise ForgeError(f"{method} {path}: HTTP {answer.status_code}")
+            time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    # -- reading -------------------------------------------------------------------------
+
+    def pull(self, repo: str, index: int) -> dict[str, Any]:
+        """``GET /repos/{owner}/{repo}/pulls/{index}``: head sha, head repo, base ref."""
+        data: dict[str, Any] = self._call("GET", f"/repos/{repo}/pulls/{index}").json()
+        return data
+
+    def open_pulls(self, repo: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for page in range(1, 100):
+            batch = self._call(
+                "GET", f"/repos/{repo}/pulls", params={"state": "open", "page": page, "limit": 50}
+            ).json()
+            found += batch
+            if len(batch) < 50:
+                break
+        return found
+
+    def comments(self, repo: str, index: int, since: datetime) -> list[dict[str, Any]]:
+        """``GET /repos/{owner}/{repo}/issues/{index}/comments?since=…``: the comments
+        updated since then."""
+        data: list[dict[str, Any]] = self._call(
+            "GET", f"/repos/{repo}/issues/{index}/comments", params={"since": since.isoformat()}
+        ).json()
+        return data
+
+    def may_run(self, repo: str, user: str, orgs: tuple[str, ...]) -> bool:
+        """Write, admin or owner on the repo, or a member of one of ``orgs``."""
+        answer = self._call(
+            "GET", f"/repos/{repo}/collaborators/{quote(user, safe='')}/permission", ok=(403, 404)
+        )
+        if answer.is_success and answer.json().get("permission") in WRITERS:
+            return True
+        for org in orgs:
+            member = self._call(
+                "GET", f"/orgs/{quote(org, safe='')}/members/{quote(user, safe='')}", ok=(404,)
+            )
+            if member.status_code == 204:
+                return True
+        return False
+
+    # -- writing -------------------------------------------------------------------------
+
+    def comment(self, repo: str, index: int, body: str) -> int:
+        """A new comment on the PR; its id."""
+        answer = self._call(
+            "POST", f"/repos/{repo}/issues/{index}/comments", json={"body": body}, retry=False
+        )
+        return int(answer.json()["id"])
+
+    def edit_comment(self, repo: str, comment_id: int, body: str) -> None:
+        self._call("PATCH", f"/repos/{repo}/issues/comments/{comment_id}", json={"body": body})
+
+    def status(
+        self, repo: str, sha: str, state: str, description: str, target_url: str, context: str
+    ) -> None:
+        """``POST /repos/{owner}/{repo}/statuses/{sha}``: pending, success, failure, error."""
+        self._call(
+            "POST",
+            f"/repos/{repo}/statuses/{sha}",
+            json={
+                "state": state,
+                "description": description[:140],
+                "target_url": target_url,
+                "context": context,
+            },
+        )

@@ -1,0 +1,260 @@
+"""One ``!testme`` job on this host: the PR head fetched, ``cc-ci run`` as its own process
+tree, the outcome read from its ``results.json``.
+
+The PR head is untrusted code. It runs as any recipe candidate does (the deploy policy
+applies); the run's process gets none of the service's secrets in its environment, dies
+with the service (``setpriv --pdeathsig``), and carries a marker in its environment by
+which a restarted service finds and kills what is left of it before sweeping its stacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from harness.errors import CatalogueError, last_line
+from harness.lifecycle import janitor
+from harness.recipe.catalogue import git
+from harness.reports.results import load
+
+__all__ = ["JOB_ENV", "Outcome", "Runner", "kill_leftovers"]
+
+log = logging.getLogger(__name__)
+
+JOB_ENV = "CCCI_SERVE_JOB"  # "<state dir>:<job id>" in every process of a job's run
+PRIVATE_ENV = ("CCCI_FORGE_TOKEN", "CCCI_WEBHOOK_SECRET")  # never handed to a run
+_POLL = 1.0  # seconds between looks at the run's results.json
+_GRACE = 60.0  # after the run deadline: SIGINT (teardown), then this long before SIGKILL
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: str  # success | failure | error
+    summary: str  # one line: the level, or the cause
+    run_dir: Path | None
+    doc: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    catalogue: Path  # a directory of recipe repos holding this recipe's
+    sha: str
+    base_ref: str
+
+
+@dataclass
+class Runner:
+    state_dir: Path
+    runs_dir: Path
+    recipes_dir: Path  # the cc-ci checkout's recipe dirs: recipes/<repo name>
+    run_deadline: float
+    janitor_age: float
+
+    def fetch(self, repo: str, index: int, pull: dict[str, Any]) -> Candidate:
+        """The PR head, in a catalogue of the service's own: the base repo's branches and
+        tags, and the head from the fork's clone URL (``refs/pull/<n>/head`` of the base
+        repo when that fails)."""
+        name = repo.split("/")[1]
+        sha = str(pull["head"]["sha"])
+        base_url = str(pull["base"]["repo"]["clone_url"])
+        head_repo = pull["head"].get("repo") or {}
+        catalogue = self.state_dir / "catalogue"
+        dest = catalogue / f"{name}.git"
+        catalogue.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{dest}.lock"):
+            if not dest.is_dir():
+                git("init", "--quiet", "--bare", str(dest))
+            git(
+                "fetch",
+                "--quiet",
+                "--prune",
+                "--force",
+                base_url,
+                "+refs/heads/*:refs/heads/*",
+                "+refs/tags/*:refs/tags/*",
+                cwd=dest,
+            )
+            sources = [
+                (str(head_repo["clone_url"]), f"+refs/heads/{pull['head']['ref']}")
+                if head_repo.get("clone_url")
+                else None,
+                (base_url, f"+refs/pull/{index}/head"),
+            ]
+            for source in filter(None, sources):
+                url, refspec = source
+                with contextlib.suppress(CatalogueError):
+                    git("fetch", "--quiet", url, f"{refspec}:refs/pull/{index}/head", cwd=dest)
+                    if git("rev-parse", f"refs/pull/{index}/head", cwd=dest) == sha:
+                        break
+            else:
+                raise CatalogueError(f"{repo}#{index}: head {sha[:8]} could not be fetched")
+        return Candidate(catalogue, sha, str(pull["base"]["ref"]))
+
+    def recipe_dir(self, name: str, job_dir: Path) -> Path:
+        """recipes/<name> of the cc-ci checkout, else the defaults."""
+        own = self.recipes_dir / name
+        if (own / "recipe_meta.py").is_file():
+            return own.resolve()
+        defaults = job_dir / "recipes" / name
+        defaults.mkdir(parents=True, exist_ok=True)
+        (defaults / "recipe_meta.py").write_text('"""Defaults (no recipe dir in cc-ci)."""\n')
+        return defaults
+
+    def argv(
+        self,
+        job_id: int,
+        recipe_dir: Path,
+        candidate: Candidate,
+        tiers: tuple[str, ...] | None,
+        upgrade_from: str | None,
+    ) -> list[str]:
+        argv = [
+            "setpriv",
+            "--pdeathsig",
+            "SIGKILL",
+            "--",
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            str(recipe_dir),
+            "--",
+            "--catalogue",
+            str(candidate.catalogue),
+            "--ref",
+            candidate.sha,
+            "--runs-dir",
+            str(self.runs_dir / f"job-{job_id}"),
+            "--run-deadline",
+            str(self.run_deadline),
+            "--janitor-age",
+            str(self.janitor_age),
+            "--rootdir",
+            str(recipe_dir.parent.parent),
+            "-p",
+            "no:cacheprovider",
+        ]
+        if tiers:
+            argv += ["--tiers", ",".join(tiers)]
+        if upgrade_from:
+            argv += ["--upgrade-from", upgrade_from]
+        return argv
+
+    def run(
+        self,
+        job_id: int,
+        repo: str,
+        candidate: Candidate,
+        tiers: tuple[str, ...] | None,
+        upgrade_from: str | None,
+        progress: Callable[[dict[str, Any]], None],
+        stop: Callable[[], bool],
+    ) -> Outcome:
+        """Run the job's ``cc-ci run`` to its end (or its deadline, or the service's stop)."""
+        name = repo.split("/")[1]
+        job_dir = self.state_dir / "jobs" / str(job_id)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        argv = self.argv(job_id, self.recipe_dir(name, job_dir), candidate, tiers, upgrade_from)
+        env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
+        env[JOB_ENV] = f"{self.state_dir}:{job_id}"
+        runs = self.runs_dir / f"job-{job_id}"
+        output = job_dir / "output.log"
+        with output.open("w") as out:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.recipes_dir.resolve().parent,
+                start_new_session=True,
+            )
+        killed_for = ""
+        ends = time.monotonic() + self.run_deadline + _GRACE
+        seen: Any = None
+        while process.poll() is None:
+            time.sleep(_POLL)
+            doc = _results(runs)
+            if doc is not None and doc["tiers"] != seen:
+                seen = doc["tiers"]
+                progress(doc)
+            if not killed_for and stop():
+                killed_for = "the service stopped"
+            elif not killed_for and time.monotonic() > ends:
+                killed_for = "the run deadline passed"
+            if killed_for and process.poll() is None:
+                _end(process)
+        if killed_for:
+            janitor.sweep_dead_runs(min_age=0)
+        return _outcome(runs, output, killed_for)
+
+
+def _results(runs: Path) -> dict[str, Any] | None:
+    for path in runs.glob("*/results.json"):
+        with contextlib.suppress(OSError, ValueError):
+            return load(path)
+    return None
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT to the run's process group (pytest tears the run down), SIGKILL if it
+    is still there after the grace."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(_GRACE)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _outcome(runs: Path, output: Path, killed_for: str) -> Outcome:
+    found = sorted(runs.glob("*/results.json"))
+    doc = load(found[-1]) if found else None
+    run_dir = found[-1].parent if found else None
+    if killed_for:
+        return Outcome("error", f"infra: {killed_for}", run_dir, doc)
+    if doc is None:
+        tail = output.read_text(errors="replace").strip().splitlines()
+        cause = next((t for t in reversed(tail) if t.startswith("cc-ci")), tail[-1] if tail else "")
+        return Outcome("error", f"infra: the run did not start: {cause[:200]}", None, None)
+    infra = [
+        f"{tier}: {result['reason']}"
+        for tier, result in doc["tiers"].items()
+        if result.get("failure_class") == "infra"
+    ]
+    level = f"level {doc['level']}/5"
+    if infra:
+        return Outcome("error", f"{level}, infra: {last_line(infra[0])[:200]}", run_dir, doc)
+    if doc["level"] >= doc["expected_level"]:
+        return Outcome("success", level, run_dir, doc)
+    return Outcome("failure", f"{level}, expected {doc['expected_level']}", run_dir, doc)
+
+
+def kill_leftovers(state_dir: Path) -> list[int]:
+    """Kill every process still carrying a job marker of this service (what a killed
+    service's runs left running); their pids."""
+    killed = []
+    prefix = f"{JOB_ENV}={state_dir}:".encode()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            marked = any(v.startswith(prefix) for v in environ.read_bytes().split(b"\0"))
+        except OSError:
+            continue
+        if marked:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(environ.parent.name), signal.SIGKILL)
+                killed.append(int(environ.parent.name))
+    return killed

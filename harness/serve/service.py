@@ -1,0 +1,485 @@
+"""The service: a Starlette app taking webhook deliveries, and the threads behind it.
+
+    POST /hook          Gitea/Forgejo deliveries: signature checked before anything is
+                        parsed (401), then JSON (400); a ``!testme`` comment on a PR is
+                        recorded (durably) and answered 202, anything else 200, ignored
+    GET  /jobs/{id}     a job's page: its state, verdict and run (the statuses link here)
+    GET  /runs/job-N/RUN/FILE   the public artifacts of a run (results, trace, log, screenshot)
+    GET  /healthz       the queue's counts
+
+Threads: the *intake* takes recorded comments in (permission, options, supersede, the
+pending status and the queued comment); *workers* (``parallel`` of them) run queued jobs
+one per PR at a time; the *poller* (``--poll``) reads new comments of open PRs where no
+webhook can be registered. On start, before any of them, what a killed service left is
+cleaned up: its runs' processes killed, dead runs swept off the swarm, running jobs
+re-queued once, finished jobs whose report did not go out reported.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from harness.errors import CcciError
+from harness.lifecycle import janitor
+from harness.reports.results import load
+from harness.serve import verdict
+from harness.serve.command import USAGE, UsageError, context, parse, signed
+from harness.serve.forge import Forge
+from harness.serve.jobs import Job, Jobs
+from harness.serve.runner import Outcome, Runner, kill_leftovers
+
+__all__ = ["Config", "Service", "command_in"]
+
+log = logging.getLogger(__name__)
+
+_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_MAX_BODY = 1 << 20  # a comment delivery is a few kB; more is not a delivery
+_TICK = 1.0
+
+
+@dataclass(frozen=True)
+class Config:
+    forge_url: str
+    token: str
+    secret: str
+    state_dir: Path
+    runs_dir: Path
+    public_url: str
+    listen: str = "127.0.0.1:8088"
+    parallel: int = 1
+    repos: tuple[str, ...] = ()  # owner/name; empty: every repo the forge delivers from
+    orgs: tuple[str, ...] = ()  # members of these may start runs too
+    poll: float | None = None
+    recipes_dir: Path = Path("recipes")
+    run_deadline: float = 3600.0
+    janitor_age: float = 60.0
+
+
+@dataclass(frozen=True)
+class Comment:
+    repo: str
+    pr: int
+    comment_id: int
+    user: str
+    body: str
+
+
+def is_command(body: str) -> bool:
+    words = body.split(maxsplit=1)
+    return bool(words) and words[0] == "!testme"
+
+
+def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} is not an object")
+    return value
+
+
+def command_in(event: str, payload: Any) -> Comment | str:
+    """The ``!testme`` comment a delivery carries, or why it is ignored. Raises ValueError
+    when the payload is not shaped as Gitea's ``IssueCommentPayload``."""
+    if event != "issue_comment":
+        return f"event {event or '(none)'} is not a comment"
+    if not isinstance(payload, dict):
+        raise ValueError("the payload is not a JSON object")
+    if payload.get("action") != "created":
+        return f"comment {payload.get('action')}, not created"
+    issue, comment, repo = (_object(payload, k) for k in ("issue", "comment", "repository"))
+    if not (issue.get("pull_request") or payload.get("is_pull")):
+        return "a comment on an issue, not a pull request"
+    body, user = comment.get("body"), _object(comment, "user").get("login")
+    number, comment_id, full_name = issue.get("number"), comment.get("id"), repo.get("full_name")
+    if not (isinstance(body, str) and isinstance(user, str) and isinstance(full_name, str)):
+        raise ValueError("comment body, user login or repository name missing")
+    if not (isinstance(number, int) and isinstance(comment_id, int)):
+        raise ValueError("issue number or comment id missing")
+    if not _REPO.match(full_name):
+        raise ValueError("repository full_name is not owner/name")
+    if not is_command(body):
+        return "not a !testme comment"
+    return Comment(full_name, number, comment_id, user, body)
+
+
+@dataclass
+class Service:
+    config: Config
+    forge: Forge = field(init=False)
+    jobs: Jobs = field(init=False)
+    runner: Runner = field(init=False)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self.forge = Forge(c.forge_url, c.token)
+        self.jobs = Jobs(c.state_dir / "jobs.sqlite")
+        self.runner = Runner(c.state_dir, c.runs_dir, c.recipes_dir, c.run_deadline, c.janitor_age)
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def serves(self, repo: str) -> bool:
+        return not self.config.repos or repo in self.config.repos
+
+    def receive(self, comment: Comment) -> bool:
+        """Record a command comment (durably); False when seen before or not served."""
+        if not self.serves(comment.repo):
+            return False
+        new = self.jobs.receive(
+            comment.comment_id, comment.repo, comment.pr, comment.user, comment.body
+        )
+        self.wake.set()
+        return new
+
+    def take_in(self, job: Job) -> None:
+        """Permission, options, supersede; then the pending status and the queued reply."""
+        try:
+            command = parse(job.body)
+        except UsageError as exc:
+            self._refuse(job, f"{exc}. {USAGE}")
+            return
+        if command is None:
+            self.jobs.update(job.id, state="refused", summary="not a command")
+            return
+        if not self.forge.may_run(job.repo, job.commenter, self.config.orgs):
+            self._refuse(
+                job,
+                "only people with write access to this repository"
+                + (f" or members of {', '.join(self.config.orgs)}" if self.config.orgs else "")
+                + " can start a `!testme` run.",
+            )
+            return
+        # The reply and the pending status go out before the job is queued (a worker may
+        # claim it at once); a restart between the two edits the reply instead of adding one.
+        sha = str(self.forge.pull(job.repo, job.pr)["head"]["sha"])
+        self.forge.status(job.repo, sha, "pending", "queued", self._page(job.id), command.context)
+        waiting = verdict.queued(job.commenter, command.options, self.jobs.position(job.id))
+        if job.reply_id is None:
+            self.jobs.update(
+                job.id, sha=sha, reply_id=self.forge.comment(job.repo, job.pr, waiting)
+            )
+        else:
+            self.forge.edit_comment(job.repo, job.reply_id, waiting)
+        older = self.jobs.enqueue(job.id, command.options)
+        for old in older:
+            if old.reply_id is not None:
+                self.forge.edit_comment(
+                    old.repo,
+                    old.reply_id,
+                    verdict.superseded(old.commenter, old.options, f"comment {job.comment_id}"),
+                )
+            if old.sha and old.sha != sha:
+                self.forge.status(
+                    old.repo,
+                    old.sha,
+                    "warning",
+                    "superseded",
+                    self._page(old.id),
+                    context(old.options),
+                )
+
+    def _refuse(self, job: Job, why: str) -> None:
+        self.jobs.update(job.id, state="refused", summary=why)
+        self.forge.comment(job.repo, job.pr, verdict.refused(job.commenter, why))
+
+    # -- running -------------------------------------------------------------------------
+
+    def work(self, job: Job) -> None:
+        """Run a claimed job to its verdict, and report it."""
+        command = parse(job.body)
+        assert command is not None
+        pull = self.forge.pull(job.repo, job.pr)
+        sha = str(pull["head"]["sha"])
+        self.jobs.update(job.id, sha=sha)
+        if job.reply_id is None:
+            self.jobs.update(job.id, reply_id=self.forge.comment(job.repo, job.pr, "…"))
+        job = self.jobs.get(job.id)
+        self.forge.status(
+            job.repo, sha, "pending", "running", self._page(job.id), context(job.options)
+        )
+        self._edit(job, verdict.running(job.commenter, job.options, sha, None))
+        try:
+            candidate = self.runner.fetch(job.repo, job.pr, pull)
+        except CcciError as exc:
+            self.jobs.finish(job.id, "error", f"infra: fetching the PR head: {exc}"[:300], None)
+            self.report(self.jobs.get(job.id))
+            return
+        outcome = self.runner.run(
+            job.id,
+            job.repo,
+            candidate,
+            command.tiers,
+            command.upgrade_from,
+            progress=lambda doc: self._edit(
+                job, verdict.running(job.commenter, job.options, sha, doc)
+            ),
+            stop=self.stopping.is_set,
+        )
+        if self.stopping.is_set() and outcome.summary == "infra: the service stopped":
+            # Stopped by us (SIGTERM): not an attempt; the next start runs it again.
+            self.jobs.update(job.id, state="queued", attempts=job.attempts - 1)
+            return
+        self._finish(job, outcome, candidate.base_ref)
+
+    def _finish(self, job: Job, outcome: Outcome, base_ref: str) -> None:
+        summary = outcome.summary
+        run_dir = str(outcome.run_dir) if outcome.run_dir else None
+        self.jobs.finish(job.id, outcome.verdict, summary, run_dir)
+        self.jobs.update(job.id, base_ref=base_ref)
+        self.report(self.jobs.get(job.id))
+
+    def report(self, job: Job) -> None:
+        """The final status and comment of a finished job (again after a restart, if the
+        service died before they went out: both are idempotent)."""
+        assert job.verdict is not None
+        assert job.sha is not None
+        base_ref = job.base_ref or ""
+        run_dir = Path(job.run_dir) if job.run_dir else None
+        doc = load(run_dir) if run_dir and (run_dir / "results.json").is_file() else None
+        base_dir = (
+            verdict.base_run(self.config.runs_dir, doc["recipe"], base_ref, run_dir)
+            if doc and base_ref
+            else None
+        )
+        base = load(base_dir) if base_dir else None
+        links = [("run page", self._page(job.id))]
+        if run_dir is not None:
+            links += [
+                (name, f"{self.config.public_url}/runs/{run_dir.parent.name}/{run_dir.name}/{name}")
+                for name in verdict.ARTIFACTS
+                if (run_dir / name).is_file()
+            ]
+        body = verdict.final(
+            job.commenter,
+            job.options,
+            job.sha,
+            job.verdict,
+            job.summary or "",
+            doc,
+            base,
+            base_ref or "the base branch",
+            links,
+        )
+        self.forge.status(
+            job.repo,
+            job.sha,
+            job.verdict,
+            job.summary or "",
+            self._page(job.id),
+            context(job.options),
+        )
+        self._edit(job, body)
+        self.jobs.update(job.id, reported=1)
+
+    def _edit(self, job: Job, body: str) -> None:
+        if job.reply_id is not None:
+            self.forge.edit_comment(job.repo, job.reply_id, body)
+
+    def _page(self, job_id: int) -> str:
+        return f"{self.config.public_url}/jobs/{job_id}"
+
+    # -- threads -------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """What a killed service left: processes of its runs, their stacks, its jobs."""
+        killed = kill_leftovers(self.config.state_dir)
+        swept = janitor.sweep_dead_runs(min_age=0)
+        again, given_up = self.jobs.recover()
+        if killed or swept or again or given_up:
+            log.warning(
+                "recovered: %d processes killed, %d resources swept, %d jobs re-queued,"
+                " %d given up",
+                len(killed),
+                len(swept),
+                len(again),
+                len(given_up),
+            )
+        for job in self.jobs.unreported():
+            self._guard(self.report, job)
+
+    def _guard(self, action: Any, job: Job) -> None:
+        """Run ``action(job)``; what it raises is logged, and never kills a thread."""
+        try:
+            action(job)
+        except Exception as exc:
+            log.error("job %d: %s: %s", job.id, type(exc).__name__, exc)
+            if action == self.work:
+                self.jobs.finish(job.id, "error", f"infra: {type(exc).__name__}: {exc}"[:300], None)
+                if self.jobs.get(job.id).sha:
+                    self._guard(self.report, self.jobs.get(job.id))
+            elif action == self.take_in:
+                self.jobs.update(job.id, state="refused", summary=f"intake failed: {exc}"[:300])
+
+    def intake_loop(self) -> None:
+        while not self.stopping.is_set():
+            for job in self.jobs.in_state("received"):
+                self._guard(self.take_in, job)
+            self.wake.wait(_TICK)
+            self.wake.clear()
+
+    def worker_loop(self) -> None:
+        while not self.stopping.is_set():
+            job = self.jobs.claim()
+            if job is None:
+                self.stopping.wait(_TICK)
+                continue
+            self._guard(self.work, job)
+
+    def poll_loop(self, every: float) -> None:
+        """New ``!testme`` comments of open PRs, read through the API."""
+        since = datetime.now(UTC)
+        while not self.stopping.wait(every):
+            started = datetime.now(UTC)
+            for repo in self.config.repos:
+                try:
+                    for pull in self.forge.open_pulls(repo):
+                        for c in self.forge.comments(repo, int(pull["number"]), since):
+                            if is_command(str(c.get("body", ""))):
+                                self.receive(
+                                    Comment(
+                                        repo,
+                                        int(pull["number"]),
+                                        int(c["id"]),
+                                        str(c["user"]["login"]),
+                                        str(c["body"]),
+                                    )
+                                )
+                except (CcciError, KeyError, TypeError, ValueError) as exc:
+                    log.error("polling %s: %s", repo, exc)
+            since = started - timedelta(seconds=5)  # overlap; comment ids dedupe
+
+    # -- the web app ---------------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/hook", self._hook, methods=["POST"]),
+                Route("/jobs/{job_id:int}", self._job_page),
+                Route("/runs/{job}/{run}/{name}", self._artifact),
+                Route("/healthz", self._health),
+            ]
+        )
+
+    async def _hook(self, request: Request) -> Response:
+        if int(request.headers.get("content-length") or 0) > _MAX_BODY:
+            return JSONResponse({"error": "body too large"}, 413)
+        body = await request.body()
+        if len(body) > _MAX_BODY:
+            return JSONResponse({"error": "body too large"}, 413)
+        if not signed(body, request.headers, self.config.secret):
+            return JSONResponse({"error": "signature missing or wrong"}, 401)
+        event = request.headers.get("x-gitea-event") or request.headers.get("x-forgejo-event")
+        try:
+            found = command_in(event or "", json.loads(body))
+        except ValueError as exc:  # JSONDecodeError is one
+            return JSONResponse({"error": f"not a comment delivery: {exc}"[:200]}, 400)
+        if isinstance(found, str):
+            return JSONResponse({"ignored": found})
+        new = await run_in_threadpool(self.receive, found)
+        return JSONResponse({"received": new}, 202 if new else 200)
+
+    async def _job_page(self, request: Request) -> Response:
+        try:
+            job = await run_in_threadpool(self.jobs.get, request.path_params["job_id"])
+        except AssertionError:
+            return HTMLResponse("<h1>no such job</h1>", 404)
+        esc = html.escape
+        rows = [
+            ("repository", f"{job.repo} #{job.pr}"),
+            ("options", job.options),
+            ("state", job.state),
+            ("commit", job.sha or ""),
+            ("verdict", job.verdict or ""),
+            ("summary", job.summary or ""),
+        ]
+        links = ""
+        if job.run_dir:
+            run = Path(job.run_dir)
+            links = "".join(
+                f'<li><a href="../runs/{esc(run.parent.name)}/{esc(run.name)}/{n}">{n}</a></li>'
+                for n in verdict.ARTIFACTS
+                if (run / n).is_file()
+            )
+        table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+        return HTMLResponse(
+            f"<!doctype html><html lang=en><meta charset=utf-8><title>cc-ci job {job.id}</title>"
+            f"<h1>cc-ci job {job.id}</h1><table>{table}</table><ul>{links}</ul></html>"
+        )
+
+    async def _artifact(self, request: Request) -> Response:
+        job, run, name = (request.path_params[k] for k in ("job", "run", "name"))
+        path = self.config.runs_dir / job / run / name
+        if (
+            name not in verdict.ARTIFACTS
+            or not re.fullmatch(r"job-\d+", job)
+            or "/" in run
+            or run.startswith(".")
+            or not path.is_file()
+        ):
+            return Response("not found", 404)
+        return FileResponse(path)
+
+    async def _health(self, request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(self.jobs.counts))
+
+
+def serve(config: Config) -> int:
+    """Run the service until SIGINT/SIGTERM."""
+    import uvicorn
+
+    service = Service(config)
+    service.recover()
+    threads = [threading.Thread(target=service.intake_loop, name="intake", daemon=True)]
+    threads += [
+        threading.Thread(target=service.worker_loop, name=f"worker-{n}", daemon=True)
+        for n in range(config.parallel)
+    ]
+    if config.poll:
+        threads.append(
+            threading.Thread(
+                target=service.poll_loop, args=(config.poll,), name="poller", daemon=True
+            )
+        )
+    for thread in threads:
+        thread.start()
+    host, _, port = config.listen.rpartition(":")
+    server = uvicorn.Server(
+        uvicorn.Config(
+            service.app(),
+            host=host or "127.0.0.1",
+            port=int(port),
+            log_level="warning",
+            access_log=False,
+        )
+    )
+    print(
+        f"cc-ci serve: listening on http://{host}:{port}, state in {config.state_dir},"
+        f" {config.parallel} run(s) at a time"
+        + (f", polling every {config.poll:g}s" if config.poll else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        server.run()
+    finally:
+        service.stopping.set()
+        service.wake.set()
+        for thread in threads:
+            thread.join(timeout=120)
+        service.forge.close()
+    return 0

@@ -1,0 +1,128 @@
+"""What a job says on the PR: the commit status and the one comment it keeps editing.
+
+The comment is Gitea markdown: a headline, a rung table with each failure's one-line
+reason, the change against the base branch's latest run, and links to the run. Only what
+``results.json`` holds is shown — already free of secrets — and every recipe-supplied
+string is cut to one line and kept out of markdown structure.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.reports.results import RUNGS
+
+__all__ = [
+    "base_run",
+    "final",
+    "queued",
+    "refused",
+    "running",
+    "status_description",
+    "superseded",
+]
+
+ARTIFACTS = ("results.json", "trace.json", "harness.log", "screenshot.png")
+_MARK = {"pass": "✅ pass", "fail": "❌ fail", "skip": "⏭️ skip", "unver": "❔ unver"}
+
+
+def _line(text: Any, limit: int = 200) -> str:
+    """A recipe-supplied string as one inert line of a markdown table cell."""
+    flat = " ".join(str(text).split())[:limit]
+    for char in "\\`*_[]<>|#!":
+        flat = flat.replace(char, f"\\{char}")
+    return flat
+
+
+def _head(who: str, options: str) -> str:
+    shown = f"`!testme {options}`" if options else "`!testme`"
+    return f"**cc-ci** {shown} from @{who}"
+
+
+def queued(who: str, options: str, position: int) -> str:
+    ahead = "next in the queue" if position == 0 else f"queued, {position} ahead"
+    return f"{_head(who, options)}: ⏳ {ahead}."
+
+
+def superseded(who: str, options: str, by: str) -> str:
+    return f"{_head(who, options)}: superseded by a newer `!testme` ({by}); not run."
+
+
+def refused(who: str, why: str) -> str:
+    return f"**cc-ci** @{who}: {why}"
+
+
+def running(who: str, options: str, sha: str, doc: dict[str, Any] | None) -> str:
+    lines = [f"{_head(who, options)}: 🏃 running on `{sha[:8]}`."]
+    if doc:
+        done = [f"{t} {_MARK.get(r['status'], r['status'])}" for t, r in doc["tiers"].items()]
+        lines.append("Tiers so far: " + ", ".join(done))
+    return "\n\n".join(lines)
+
+
+def status_description(doc: dict[str, Any] | None, summary: str) -> str:
+    return summary if doc is None else f"{summary} ({doc['recipe']})"
+
+
+def base_run(runs_dir: Path, recipe: str, base_ref: str, exclude: Path | None) -> Path | None:
+    """The latest finished run of ``recipe`` at the base branch in the runs dir."""
+    found: list[tuple[str, Path]] = []
+    for path in runs_dir.glob("**/results.json"):
+        if exclude is not None and path.parent == exclude:
+            continue
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        refs = doc.get("refs") or {}
+        if (
+            doc.get("recipe") == recipe
+            and doc.get("finished")
+            and refs.get("candidate") == base_ref
+        ):
+            found.append((str(doc["finished"]), path.parent))
+    return max(found)[1] if found else None
+
+
+def _comparison(doc: dict[str, Any], base: dict[str, Any] | None, base_ref: str) -> list[str]:
+    if base is None:
+        return [f"No run of `{_line(base_ref, 60)}` to compare with yet."]
+    change = doc["level"] - base["level"]
+    said = f"{change:+d}" if change else "same"
+    lines = [f"Against `{_line(base_ref, 60)}`: level {base['level']} → {doc['level']} ({said})."]
+    for tier, now in doc["tiers"].items():
+        before = base["tiers"].get(tier)
+        if before and before.get("duration") and now.get("duration"):
+            ratio = now["duration"] / before["duration"]
+            lines.append(
+                f"- {tier}: {before['duration']:.0f}s → {now['duration']:.0f}s ({ratio:.2f}x)"
+            )
+    return lines
+
+
+def final(
+    who: str,
+    options: str,
+    sha: str,
+    verdict: str,
+    summary: str,
+    doc: dict[str, Any] | None,
+    base: dict[str, Any] | None,
+    base_ref: str,
+    links: list[tuple[str, str]],
+) -> str:
+    icon = {"success": "✅", "failure": "❌"}.get(verdict, "⚠️")
+    lines = [f"{_head(who, options)} on `{sha[:8]}`: {icon} **{_line(summary)}**"]
+    if doc is not None:
+        table = ["| rung | status | reason |", "|---|---|---|"]
+        for rung in RUNGS:
+            cell = doc["rungs"].get(rung, {"status": "unver", "reason": ""})
+            reason = _line(cell.get("reason") or "")
+            table.append(f"| {rung} | {_MARK.get(cell['status'], cell['status'])} | {reason} |")
+        lines.append("\n".join(table))
+        lines.append("\n".join(_comparison(doc, base, base_ref)))
+    if links:
+        lines.append(" · ".join(f"[{name}]({url})" for name, url in links))
+    return "\n\n".join(lines)
