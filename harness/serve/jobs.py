@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, id);
+CREATE TABLE IF NOT EXISTS polls (repo TEXT PRIMARY KEY, since TEXT NOT NULL);
 """
 
 
@@ -219,6 +221,20 @@ class Jobs:
         with self._db() as db:
             rows = db.execute("SELECT * FROM jobs WHERE state = 'done' AND reported = 0")
             return [Job(**dict(r)) for r in rows]
+
+    def poll_since(self, repo: str, first: datetime) -> datetime:
+        """Where polling ``repo`` goes on from (``first`` the first time: no history)."""
+        with self._db() as db:
+            db.execute("INSERT OR IGNORE INTO polls VALUES (?, ?)", (repo, first.isoformat()))
+            row = db.execute("SELECT since FROM polls WHERE repo = ?", (repo,)).fetchone()
+        return datetime.fromisoformat(row[0])
+
+    def polled(self, repo: str, since: datetime) -> None:
+        """The next poll of ``repo`` reads from ``since`` on (never earlier than before)."""
+        with self._db() as db:
+            db.execute(
+                "UPDATE polls SET since = MAX(since, ?) WHERE repo = ?", (since.isoformat(), repo)
+            )
 
     def counts(self) -> dict[str, int]:
         with self._db() as db:

@@ -341,27 +341,26 @@ class Service:
             self._guard(self.work, job)
 
     def poll_loop(self, every: float) -> None:
-        """New ``!testme`` comments of open PRs, read through the API."""
-        since = datetime.now(UTC)
+        """New ``!testme`` comments of open PRs, read through the API. Where it got to is
+        kept in the state dir: comments made while the service was down are read after a
+        restart, comments made before its first start never are."""
+        first = datetime.now(UTC).replace(microsecond=0)
         while not self.stopping.wait(every):
-            started = datetime.now(UTC)
             for repo in self.config.repos:
+                started = datetime.now(UTC)
+                since = self.jobs.poll_since(repo, first)
                 try:
                     for pull in self.forge.open_pulls(repo):
-                        for c in self.forge.comments(repo, int(pull["number"]), since):
+                        index = int(pull["number"])
+                        for c in self.forge.comments(repo, index, since):
                             if is_command(str(c.get("body", ""))):
-                                self.receive(
-                                    Comment(
-                                        repo,
-                                        int(pull["number"]),
-                                        int(c["id"]),
-                                        str(c["user"]["login"]),
-                                        str(c["body"]),
-                                    )
-                                )
+                                user = str(c["user"]["login"])
+                                self.receive(Comment(repo, index, int(c["id"]), user, c["body"]))
                 except (CcciError, KeyError, TypeError, ValueError) as exc:
                     log.error("polling %s: %s", repo, exc)
-            since = started - timedelta(seconds=5)  # overlap; comment ids dedupe
+                    continue
+                # Forges keep seconds: read the last few again (comment ids dedupe).
+                self.jobs.polled(repo, started - timedelta(seconds=5))
 
     # -- the web app ---------------------------------------------------------------------
 

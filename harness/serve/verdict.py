@@ -8,6 +8,7 @@ string is cut to one line and kept out of markdown structure.
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,9 @@ _MARK = {"pass": "✅ pass", "fail": "❌ fail", "skip": "⏭️ skip", "unver":
 def _line(text: Any, limit: int = 200) -> str:
     """A recipe-supplied string as one inert line of a markdown table cell."""
     flat = " ".join(str(text).split())[:limit]
-    for char in "\\`*_[]<>|#!":
+    for char in "\\`*_[]|#!~":
         flat = flat.replace(char, f"\\{char}")
-    return flat
+    return html.escape(flat, quote=False).replace("@", "&#64;")
 
 
 def _head(who: str, options: str) -> str:

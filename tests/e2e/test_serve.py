@@ -28,6 +28,16 @@ pytestmark = pytest.mark.e2e
 
 SECRET = "webhook-secret-fedcba9876543210"
 # A PR that asks the swarm for the host: the deploy policy refuses it, in seconds.
+# The recipe dir's hook writes down the environment a run's code sees.
+ENV_PROBE = """
+import os
+
+
+def READY_PROBE(ctx):
+    with open(os.environ["CCCI_TEST_ENV_OUT"], "a") as out:
+        out.write(repr(sorted(os.environ.items())) + "\\n")
+    return True
+"""
 PRIVILEGED = WEB_APP.replace(
     "    networks: [proxy]\n", "    networks: [proxy]\n    privileged: true\n"
 )
@@ -54,7 +64,11 @@ class Service:
         forge.hooks = [(f"{self.url}/hook", SECRET)]
 
     def start(self) -> Service:
-        env = os.environ | {"CCCI_FORGE_TOKEN": TOKEN, "CCCI_WEBHOOK_SECRET": SECRET}
+        env = os.environ | {
+            "CCCI_FORGE_TOKEN": TOKEN,
+            "CCCI_WEBHOOK_SECRET": SECRET,
+            "CCCI_TEST_ENV_OUT": str(self.workspace.root / "run-env.txt"),
+        }
         argv = [
             sys.executable,
             "-m",
@@ -118,7 +132,7 @@ def forge() -> Iterator[FakeGitea]:
 def project(workspace: Workspace, forge: FakeGitea) -> tuple[Repo, Repo]:
     """The recipe's repo on the forge (a release, then main) and a contributor's fork with
     branch ``fix`` one commit ahead; the cc-ci checkout has a recipe dir for it."""
-    workspace.recipe("webapp", [("1.0.0+1", WEB_APP)])
+    workspace.recipe("webapp", [("1.0.0+1", WEB_APP)], meta=ENV_PROBE)
     base = workspace.catalogue / "webapp"
     fork = workspace.root / "forks" / "webapp"
     _git(workspace.root, "clone", "-q", str(base), str(fork))
@@ -224,6 +238,10 @@ def test_a_collaborators_testme_on_a_fork_pr_runs_and_reports_on_the_pr(
         for p in (workspace.root / "runs").rglob("*")
         if p.is_file() and p.suffix in (".json", ".log", ".yml")
     ]
+    seen_by_the_run = (workspace.root / "run-env.txt").read_text()
+    assert "CCCI_SERVE_JOB" in seen_by_the_run
+    texts.append(seen_by_the_run)
+    texts += [(workspace.root / "state" / "jobs" / "1" / "output.log").read_text()]
     for secret in (TOKEN, SECRET):
         assert not any(secret in t for t in texts)
     _nothing_left(workspace)
@@ -360,3 +378,28 @@ def test_a_service_killed_during_a_run_reports_once_after_restart_and_leaks_noth
     assert "recovered" in service.log.read_text()
     assert len(list((workspace.root / "runs").glob("job-*/*/results.json"))) == 2
     _nothing_left(workspace)
+
+
+def test_polling_takes_new_commands_of_open_prs_without_a_webhook(
+    workspace: Workspace, forge: FakeGitea, project: tuple[Repo, Repo]
+) -> None:
+    repo, _ = project
+    sha = repo.pulls[2]["head"]["sha"]
+    forge._new_comment(repo, 2, "maintainer", "!testme")  # before the service: history
+    time.sleep(1.1)  # the forge keeps seconds
+    service = Service(workspace, forge, "--poll", "1", "--repo", "recipes/webapp")
+    forge.hooks = []  # nobody could register one
+    service.start()
+    try:
+        time.sleep(2)
+        forge._new_comment(repo, 2, "maintainer", "!testme quick")
+        final = _final(forge, sha, "cc-ci/quick", 120, service)
+        time.sleep(2)  # later polls see the same comment again
+        counts = service.idle(30)
+    finally:
+        service.stop()
+    assert final["status"] == "failure"
+    assert counts == {"done": 1}, counts
+    assert [s["context"] for s in forge.statuses_of(sha) if s["status"] != "pending"] == [
+        "cc-ci/quick"
+    ]

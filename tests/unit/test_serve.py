@@ -1,0 +1,326 @@
+"""The pure parts of ``cc-ci serve``: the command grammar, the signature, the payload's
+shape, the queue's transitions and what the PR comment says."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.serve import verdict
+from harness.serve.command import Command, UsageError, parse, signed
+from harness.serve.jobs import Jobs
+from harness.serve.service import Comment, command_in
+
+SECRET = "s3cret"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("!testme", Command(None, None, "")),
+        ("  !testme  \nplease have a look", Command(None, None, "")),
+        ("!testme quick", Command(("install",), None, "quick")),
+        (
+            "!testme tiers=install,upgrade",
+            Command(("install", "upgrade"), None, "tiers=install,upgrade"),
+        ),
+        ("!testme from=1.2.0+3.4.5", Command(None, "1.2.0+3.4.5", "from=1.2.0+3.4.5")),
+        (
+            "!testme tiers=upgrade from=0.1.0+1",
+            Command(("upgrade",), "0.1.0+1", "tiers=upgrade from=0.1.0+1"),
+        ),
+        ("!testmeplease", None),
+        ("please !testme", None),
+        ("", None),
+        ("LGTM\n!testme", None),  # the command is the first line
+    ],
+)
+def test_the_command_grammar(body: str, expected: Command | None) -> None:
+    assert parse(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("!testme please", "`please` is not an option"),
+        ("!testme tiers=install,deploy", "unknown tier(s) deploy"),
+        ("!testme tiers=", "unknown tier(s) (none)"),
+        ("!testme quick quick", "`quick` is not an option"),
+        ("!testme quick tiers=install", "`tiers=install` is not an option"),
+        ("!testme from=$(reboot)", "is not a release tag"),
+        ("!testme from=-x", "is not a release tag"),
+        ("!testme quick from=1.0.0+1", "the upgrade tier is not run"),
+    ],
+)
+def test_a_bad_command_is_a_usage_error_naming_the_option(body: str, says: str) -> None:
+    with pytest.raises(UsageError, match=None) as raised:
+        parse(body)
+    assert says in str(raised.value)
+
+
+def test_contexts_differ_per_option_set() -> None:
+    contexts = {parse(b).context for b in ("!testme", "!testme quick", "!testme from=1.0.0+1")}
+    assert contexts == {"cc-ci", "cc-ci/quick", "cc-ci/from=1.0.0+1"}
+
+
+def _sign(body: bytes, secret: str = SECRET) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-gitea-signature": _sign(b"{}")},
+        {"x-forgejo-signature": _sign(b"{}").upper()},
+        {"x-hub-signature-256": "sha256=" + _sign(b"{}")},
+    ],
+)
+def test_each_documented_signature_header_verifies(headers: dict[str, str]) -> None:
+    assert signed(b"{}", headers, SECRET)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"x-gitea-signature": ""},
+        {"x-gitea-signature": _sign(b"{}", "other")},
+        {"x-gitea-signature": _sign(b"{ }")},
+        {"x-hub-signature-256": _sign(b"{}")[:-1]},
+        {"x-gitea-signature": "é" * 64},
+        {"x-hub-signature": "sha1=" + hmac.new(b"s3cret", b"{}", hashlib.sha1).hexdigest()},
+    ],
+)
+def test_a_missing_wrong_or_sha1_signature_does_not(headers: dict[str, str]) -> None:
+    assert not signed(b"{}", headers, SECRET)
+
+
+def test_no_secret_verifies_nothing() -> None:
+    assert not signed(b"{}", {"x-gitea-signature": _sign(b"{}", "")}, "")
+
+
+def _payload(**over: object) -> dict[str, object]:
+    payload: dict[str, object] = {
+        "action": "created",
+        "issue": {"number": 3, "pull_request": {"merged": False}},
+        "comment": {"id": 77, "body": "!testme quick", "user": {"login": "ann"}},
+        "repository": {"full_name": "recipes/radicale"},
+        "is_pull": True,
+    }
+    return payload | over
+
+
+def test_a_pr_comment_delivery_is_a_command() -> None:
+    assert command_in("issue_comment", _payload()) == Comment(
+        "recipes/radicale", 3, 77, "ann", "!testme quick"
+    )
+
+
+@pytest.mark.parametrize(
+    ("event", "payload", "why"),
+    [
+        ("push", _payload(), "event push is not a comment"),
+        ("issue_comment", _payload(action="edited"), "comment edited, not created"),
+        ("issue_comment", _payload(action="deleted"), "comment deleted, not created"),
+        (
+            "issue_comment",
+            _payload(is_pull=False, issue={"number": 3, "pull_request": None}),
+            "a comment on an issue, not a pull request",
+        ),
+        (
+            "issue_comment",
+            _payload(comment={"id": 1, "body": "LGTM", "user": {"login": "a"}}),
+            "not a !testme comment",
+        ),
+    ],
+)
+def test_other_deliveries_are_ignored_with_a_reason(
+    event: str, payload: dict[str, object], why: str
+) -> None:
+    assert command_in(event, payload) == why
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        [],
+        _payload(issue="3"),
+        _payload(comment={"id": "77", "body": "!testme", "user": {"login": "ann"}}),
+        _payload(comment={"id": 77, "body": "!testme", "user": None}),
+        _payload(repository={"full_name": "../../etc"}),
+        _payload(repository={"full_name": "a/b/c"}),
+    ],
+)
+def test_a_delivery_of_the_wrong_shape_is_a_value_error(payload: object) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        command_in("issue_comment", payload)
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=6)
+        ),
+        max_leaves=20,
+    )
+)
+def test_any_json_is_a_command_a_reason_or_a_value_error(payload: object) -> None:
+    try:
+        found = command_in("issue_comment", payload)
+    except ValueError:
+        return
+    assert isinstance(found, (Comment, str))
+
+
+@given(st.text(max_size=200))
+def test_any_comment_is_a_command_none_or_a_usage_error(body: str) -> None:
+    try:
+        found = parse(body)
+    except UsageError:
+        assert body.split()[0] == "!testme"
+        return
+    assert found is None or body.split()[0] == "!testme"
+
+
+# -- the queue -------------------------------------------------------------------------------
+
+
+def test_a_comment_is_received_once(tmp_path: Path) -> None:
+    jobs = Jobs(tmp_path / "jobs.sqlite")
+    assert jobs.receive(1, "o/r", 5, "ann", "!testme")
+    assert not jobs.receive(1, "o/r", 5, "ann", "!testme")
+    assert jobs.counts() == {"received": 1}
+    assert Jobs(tmp_path / "jobs.sqlite").counts() == {"received": 1}  # durable
+
+
+def test_a_newer_command_supersedes_the_queued_ones_of_its_pr_only(tmp_path: Path) -> None:
+    jobs = Jobs(tmp_path / "jobs.sqlite")
+    for comment, pr in ((1, 5), (2, 5), (3, 6), (4, 5)):
+        jobs.receive(comment, "o/r", pr, "ann", "!testme")
+    first, second, other, newest = (j.id for j in jobs.in_state("received"))
+    assert jobs.enqueue(first, "") == []
+    assert [j.id for j in jobs.enqueue(second, "")] == [first]
+    assert jobs.enqueue(other, "") == []
+    running = jobs.claim()
+    assert running is not None
+    assert running.id == second
+    assert [j.id for j in jobs.enqueue(newest, "")] == []  # a running job is not superseded
+    assert jobs.claim() is not None  # PR 6's
+    assert jobs.claim() is None  # PR 5's newest waits for PR 5's running job
+    jobs.finish(second, "success", "level 1/5", None)
+    claimed = jobs.claim()
+    assert claimed is not None
+    assert claimed.id == newest
+    assert jobs.counts() == {"superseded": 1, "running": 2, "done": 1}
+
+
+def test_a_job_the_service_died_in_runs_again_once_then_is_an_error(tmp_path: Path) -> None:
+    jobs = Jobs(tmp_path / "jobs.sqlite")
+    jobs.receive(1, "o/r", 5, "ann", "!testme")
+    [job] = jobs.in_state("received")
+    jobs.enqueue(job.id, "")
+    assert jobs.claim() is not None
+    again, given_up = jobs.recover()
+    assert ([j.id for j in again], given_up) == ([job.id], [])
+    assert jobs.claim() is not None
+    again, given_up = jobs.recover()
+    assert (again, [j.id for j in given_up]) == ([], [job.id])
+    done = jobs.get(job.id)
+    assert (done.state, done.verdict, done.attempts) == ("done", "error", 2)
+    assert [j.id for j in jobs.unreported()] == [job.id]
+
+
+def test_the_queue_position_counts_what_is_ahead(tmp_path: Path) -> None:
+    jobs = Jobs(tmp_path / "jobs.sqlite")
+    for comment in range(3):
+        jobs.receive(comment, "o/r", comment, "ann", "!testme")
+    ids = [j.id for j in jobs.in_state("received")]
+    for job_id in ids:
+        jobs.enqueue(job_id, "")
+    jobs.claim()
+    assert [jobs.position(i) for i in ids[1:]] == [1, 2]
+
+
+# -- the comment -----------------------------------------------------------------------------
+
+
+def _doc(reason: str) -> dict[str, object]:
+    rung = {"status": "pass", "reason": ""}
+    return {
+        "recipe": "webapp",
+        "level": 1,
+        "expected_level": 2,
+        "rungs": {
+            "install": rung,
+            "upgrade": {"status": "fail", "reason": reason},
+            "backup_restore": {"status": "unver", "reason": "not run"},
+            "custom": {"status": "unver", "reason": "not run"},
+            "lint": rung,
+        },
+        "tiers": {"install": {"duration": 10.0}, "upgrade": {"duration": 4.0}},
+    }
+
+
+def test_the_final_comment_has_the_level_a_rung_table_the_comparison_and_links() -> None:
+    base = _doc("") | {"level": 2}
+    body = verdict.final(
+        "ann",
+        "",
+        "0123456789abcdef",
+        "failure",
+        "level 1/5, expected 2",
+        _doc("StampError: the label names 1.0.0"),
+        base,
+        "main",
+        [("results.json", "http://ci/runs/job-1/r/results.json")],
+    )
+    assert "`0123456` " not in body
+    assert "on `01234567`: ❌ **level 1/5, expected 2**" in body
+    assert "| upgrade | ❌ fail | StampError: the label names 1.0.0 |" in body
+    assert "Against `main`: level 2 → 1 (-1)." in body
+    assert "- install: 10s → 10s (1.00x)" in body
+    assert "[results.json](http://ci/runs/job-1/r/results.json)" in body
+
+
+def test_a_recipe_supplied_reason_cannot_break_out_of_its_cell() -> None:
+    hostile = "x | y\n\n## [click](http://evil) <img src=x onerror=alert(1)> `code` @everyone"
+    body = verdict.final(
+        "ann", "", "0" * 40, "failure", "level 1/5", _doc(hostile), None, "main", []
+    )
+    row = next(line for line in body.splitlines() if line.startswith("| upgrade"))
+    assert row.count(" | ") == 2  # three cells, the reason's pipe escaped
+    assert "\\|" in row
+    assert "<img" not in body
+    assert "\\[click\\]" in row
+    assert "\n## " not in body
+    assert "@everyone" not in body
+    assert "No run of `main` to compare with yet." in body
+
+
+def test_a_base_run_is_the_latest_finished_run_of_the_recipe_at_the_base_branch(
+    tmp_path: Path,
+) -> None:
+    def run(name: str, recipe: str, ref: str, finished: str | None) -> Path:
+        path = tmp_path / "job-1" / name
+        path.mkdir(parents=True)
+        doc = {"recipe": recipe, "refs": {"candidate": ref}, "finished": finished}
+        (path / "results.json").write_text(json.dumps(doc))
+        return path
+
+    run("a", "webapp", "main", "2026-01-01T00:00:00")
+    newest = run("b", "webapp", "main", "2026-02-01T00:00:00")
+    run("c", "webapp", "main", None)
+    run("d", "webapp", "fix", "2026-03-01T00:00:00")
+    run("e", "other", "main", "2026-03-01T00:00:00")
+    (tmp_path / "job-2").mkdir()
+    (tmp_path / "job-2" / "results.json").write_text("{broken")
+    assert verdict.base_run(tmp_path, "webapp", "main", None) == newest
+    assert verdict.base_run(tmp_path, "webapp", "main", newest).name == "a"  # type: ignore[union-attr]
+    assert verdict.base_run(tmp_path, "webapp", "develop", None) is None
