@@ -194,10 +194,34 @@ class FakeGitea:
             "is_pull": is_pull,
         }
 
+    def push(self, repo: Repo, branch: str, checkout: Path) -> httpx.Response:
+        """Someone pushes ``branch`` (at its head in ``checkout``): a ``PushPayload``."""
+        after = subprocess.run(
+            ["git", "-C", str(checkout), "rev-parse", branch],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        pusher = _user("maintainer")
+        payload = {
+            "ref": f"refs/heads/{branch}",
+            "before": "0" * 40,
+            "after": after,
+            "compare_url": f"http://forge/{repo.full_name}/compare",
+            "commits": [],
+            "total_commits": 0,
+            "head_commit": None,
+            "repository": repo.api(),
+            "pusher": pusher,
+            "sender": pusher,
+        }
+        return self.deliver(payload, event="push")[0]
+
     def deliver(
         self,
         payload: dict[str, Any],
         *,
+        event: str = "issue_comment",
         body: bytes | None = None,
         sign: bool = True,
         secret: str | None = None,
@@ -210,10 +234,8 @@ class FakeGitea:
             headers = {
                 "Content-Type": "application/json",
                 "X-Gitea-Delivery": str(uuid.uuid4()),
-                "X-Gitea-Event": "issue_comment",
-                "X-Gitea-Event-Type": "pull_request_comment"
-                if payload.get("is_pull")
-                else "issue_comment",
+                "X-Gitea-Event": event,
+                "X-Gitea-Event-Type": "pull_request_comment" if payload.get("is_pull") else event,
             }
             if sign:
                 sha256 = hmac.new(key, raw, hashlib.sha256).hexdigest()
@@ -270,6 +292,8 @@ class FakeGitea:
             raise KeyError(path[0])
         repo = self.repos[f"{path[1]}/{path[2]}"]
         rest = path[3:]
+        if method == "GET" and not rest:
+            return JSONResponse(repo.api())
         if method == "GET" and rest[:1] == ["pulls"] and len(rest) == 2:
             return JSONResponse(repo.pulls[int(rest[1])])
         if method == "GET" and rest == ["pulls"]:

@@ -62,6 +62,10 @@ class Forge:
         data: dict[str, Any] = self._call("GET", f"/repos/{repo}/pulls/{index}").json()
         return data
 
+    def clone_url(self, repo: str) -> str:
+        """``GET /repos/{owner}/{repo}``: where the repository is cloned from."""
+        return str(self._call("GET", f"/repos/{repo}").json()["clone_url"])
+
     def open_pulls(self, repo: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         for page in range(1, 100):

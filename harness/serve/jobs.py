@@ -4,6 +4,7 @@ A row per ``!testme`` comment (the comment id is unique, so a redelivered hook o
 seen again by the poller never queues twice), moving through
 
     received → refused                       (not a command we run: the reply says why)
+             → queued …                      (a push to the default branch: PR 0, no reply)
              → queued → running → done       (``verdict`` set, then ``reported``)
              → queued → superseded           (a newer ``!testme`` on the same PR)
 
@@ -32,7 +33,7 @@ MAX_ATTEMPTS = 2  # a run the service's death interrupted is re-run once, not ag
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY,
-    comment_id INTEGER NOT NULL UNIQUE,
+    comment_id INTEGER UNIQUE,  -- NULL for a push
     repo TEXT NOT NULL,
     pr INTEGER NOT NULL,
     commenter TEXT NOT NULL,
@@ -52,6 +53,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, id);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_push ON jobs (repo, sha) WHERE comment_id IS NULL;
 CREATE TABLE IF NOT EXISTS polls (repo TEXT PRIMARY KEY, since TEXT NOT NULL);
 """
 
@@ -59,7 +61,7 @@ CREATE TABLE IF NOT EXISTS polls (repo TEXT PRIMARY KEY, since TEXT NOT NULL);
 @dataclass(frozen=True)
 class Job:
     id: int
-    comment_id: int
+    comment_id: int | None  # None: a push to the default branch (pr 0)
     repo: str
     pr: int
     commenter: str
@@ -118,6 +120,16 @@ class Jobs:
                 "INSERT OR IGNORE INTO jobs (comment_id, repo, pr, commenter, body, state,"
                 " created) VALUES (?, ?, ?, ?, ?, 'received', ?)",
                 (comment_id, repo, pr, commenter, body, time.time()),
+            )
+            return cursor.rowcount == 1
+
+    def receive_push(self, repo: str, branch: str, sha: str, pusher: str) -> bool:
+        """Record a push to the default branch (as PR 0); False when seen before."""
+        with self._db() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO jobs (repo, pr, commenter, body, state, sha, base_ref,"
+                " created) VALUES (?, 0, ?, ?, 'received', ?, ?, ?)",
+                (repo, pusher, f"push to {branch}", sha, branch, time.time()),
             )
             return cursor.rowcount == 1
 
@@ -217,9 +229,13 @@ class Jobs:
                 )
         return again, given_up
 
-    def unreported(self) -> list[Job]:
+    def unreported(self, older_than: float = 0.0) -> list[Job]:
+        """Finished jobs whose report has not gone out, finished ``older_than`` s ago."""
         with self._db() as db:
-            rows = db.execute("SELECT * FROM jobs WHERE state = 'done' AND reported = 0")
+            rows = db.execute(
+                "SELECT * FROM jobs WHERE state = 'done' AND reported = 0 AND finished <= ?",
+                (time.time() - older_than,),
+            )
             return [Job(**dict(r)) for r in rows]
 
     def poll_since(self, repo: str, first: datetime) -> datetime:

@@ -46,13 +46,6 @@ class Outcome:
     doc: dict[str, Any] | None
 
 
-@dataclass(frozen=True)
-class Candidate:
-    catalogue: Path  # a directory of recipe repos holding this recipe's
-    sha: str
-    base_ref: str
-
-
 @dataclass
 class Runner:
     state_dir: Path
@@ -61,14 +54,10 @@ class Runner:
     run_deadline: float
     janitor_age: float
 
-    def fetch(self, repo: str, index: int, pull: dict[str, Any]) -> Candidate:
-        """The PR head, in a catalogue of the service's own: the base repo's branches and
-        tags, and the head from the fork's clone URL (``refs/pull/<n>/head`` of the base
-        repo when that fails)."""
-        name = repo.split("/")[1]
-        sha = str(pull["head"]["sha"])
-        base_url = str(pull["base"]["repo"]["clone_url"])
-        head_repo = pull["head"].get("repo") or {}
+    def fetch(self, name: str, base_url: str, sha: str, heads: list[tuple[str, str]]) -> Path:
+        """A catalogue of the service's own holding recipe ``name``: the base repo's
+        branches and tags (the upgrade's releases), and ``sha`` — fetched from the first of
+        ``heads`` (clone URL, ref) that has it, as ``refs/ccci/<sha>``."""
         catalogue = self.state_dir / "catalogue"
         dest = catalogue / f"{name}.git"
         catalogue.mkdir(parents=True, exist_ok=True)
@@ -85,21 +74,17 @@ class Runner:
                 "+refs/tags/*:refs/tags/*",
                 cwd=dest,
             )
-            sources = [
-                (str(head_repo["clone_url"]), f"+refs/heads/{pull['head']['ref']}")
-                if head_repo.get("clone_url")
-                else None,
-                (base_url, f"+refs/pull/{index}/head"),
-            ]
-            for source in filter(None, sources):
-                url, refspec = source
+            for url, ref in heads:
                 with contextlib.suppress(CatalogueError):
-                    git("fetch", "--quiet", url, f"{refspec}:refs/pull/{index}/head", cwd=dest)
-                    if git("rev-parse", f"refs/pull/{index}/head", cwd=dest) == sha:
-                        break
-            else:
-                raise CatalogueError(f"{repo}#{index}: head {sha[:8]} could not be fetched")
-        return Candidate(catalogue, sha, str(pull["base"]["ref"]))
+                    git("fetch", "--quiet", url, f"+{ref}:refs/ccci/{sha}", cwd=dest)
+                if _has(dest, sha):
+                    break
+            if not _has(dest, sha):
+                raise CatalogueError(
+                    f"{name}: commit {sha[:8]} not found at {base_url}"
+                    + "".join(f" or {u} {r}" for u, r in heads)
+                )
+        return catalogue
 
     def recipe_dir(self, name: str, job_dir: Path) -> Path:
         """recipes/<name> of the cc-ci checkout, else the defaults."""
@@ -115,7 +100,8 @@ class Runner:
         self,
         job_id: int,
         recipe_dir: Path,
-        candidate: Candidate,
+        catalogue: Path,
+        ref: str,
         tiers: tuple[str, ...] | None,
         upgrade_from: str | None,
     ) -> list[str]:
@@ -131,9 +117,9 @@ class Runner:
             str(recipe_dir),
             "--",
             "--catalogue",
-            str(candidate.catalogue),
+            str(catalogue),
             "--ref",
-            candidate.sha,
+            ref,
             "--runs-dir",
             str(self.runs_dir / f"job-{job_id}"),
             "--run-deadline",
@@ -154,18 +140,19 @@ class Runner:
     def run(
         self,
         job_id: int,
-        repo: str,
-        candidate: Candidate,
+        name: str,
+        catalogue: Path,
+        ref: str,
         tiers: tuple[str, ...] | None,
         upgrade_from: str | None,
         progress: Callable[[dict[str, Any]], None],
         stop: Callable[[], bool],
     ) -> Outcome:
         """Run the job's ``cc-ci run`` to its end (or its deadline, or the service's stop)."""
-        name = repo.split("/")[1]
         job_dir = self.state_dir / "jobs" / str(job_id)
         job_dir.mkdir(parents=True, exist_ok=True)
-        argv = self.argv(job_id, self.recipe_dir(name, job_dir), candidate, tiers, upgrade_from)
+        recipe_dir = self.recipe_dir(name, job_dir)
+        argv = self.argv(job_id, recipe_dir, catalogue, ref, tiers, upgrade_from)
         env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
         env[JOB_ENV] = f"{self.state_dir}:{job_id}"
         runs = self.runs_dir / f"job-{job_id}"
@@ -198,6 +185,14 @@ class Runner:
         if killed_for:
             janitor.sweep_dead_runs(min_age=0)
         return _outcome(runs, output, killed_for)
+
+
+def _has(repo: Path, sha: str) -> bool:
+    try:
+        git("cat-file", "-e", f"{sha}^{{commit}}", cwd=repo)
+    except CatalogueError:
+        return False
+    return True
 
 
 def _results(runs: Path) -> dict[str, Any] | None:

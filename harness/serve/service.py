@@ -17,12 +17,14 @@ re-queued once, finished jobs whose report did not go out reported.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,18 +40,21 @@ from harness.errors import CcciError
 from harness.lifecycle import janitor
 from harness.reports.results import load
 from harness.serve import verdict
-from harness.serve.command import USAGE, UsageError, context, parse, signed
-from harness.serve.forge import Forge
+from harness.serve.command import USAGE, Command, UsageError, context, parse, signed
+from harness.serve.forge import Forge, ForgeError
 from harness.serve.jobs import Job, Jobs
-from harness.serve.runner import Outcome, Runner, kill_leftovers
+from harness.serve.runner import Runner, kill_leftovers
 
 __all__ = ["Config", "Service", "command_in"]
 
 log = logging.getLogger(__name__)
 
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _MAX_BODY = 1 << 20  # a comment delivery is a few kB; more is not a delivery
 _TICK = 1.0
+_INTAKE_PATIENCE = 900.0  # seconds a comment waits for the forge to answer about it
+_REPORT_PATIENCE = 60.0  # seconds before a report that did not go out is tried again
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,14 @@ class Config:
     recipes_dir: Path = Path("recipes")
     run_deadline: float = 3600.0
     janitor_age: float = 60.0
+
+
+@dataclass(frozen=True)
+class Push:
+    repo: str
+    branch: str
+    sha: str
+    pusher: str
 
 
 @dataclass(frozen=True)
@@ -91,29 +104,47 @@ def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def command_in(event: str, payload: Any) -> Comment | str:
-    """The ``!testme`` comment a delivery carries, or why it is ignored. Raises ValueError
-    when the payload is not shaped as Gitea's ``IssueCommentPayload``."""
-    if event != "issue_comment":
-        return f"event {event or '(none)'} is not a comment"
+def command_in(event: str, payload: Any) -> Comment | Push | str:
+    """What a delivery asks for — a ``!testme`` comment on a PR, or a push to a repository's
+    default branch (the base later PR runs compare with) — or why it is ignored. Raises
+    ValueError when the payload is not shaped as Gitea's ``IssueCommentPayload`` or
+    ``PushPayload`` (modules/structs/hook.go)."""
+    if event not in ("issue_comment", "push"):
+        return f"event {event or '(none)'} is not a comment or a push"
     if not isinstance(payload, dict):
         raise ValueError("the payload is not a JSON object")
+    repo = _object(payload, "repository")
+    full_name = repo.get("full_name")
+    if not isinstance(full_name, str) or not _REPO.match(full_name):
+        raise ValueError("repository full_name is not owner/name")
+    if event == "push":
+        return _push(payload, full_name, repo)
     if payload.get("action") != "created":
         return f"comment {payload.get('action')}, not created"
-    issue, comment, repo = (_object(payload, k) for k in ("issue", "comment", "repository"))
+    issue, comment = _object(payload, "issue"), _object(payload, "comment")
     if not (issue.get("pull_request") or payload.get("is_pull")):
         return "a comment on an issue, not a pull request"
     body, user = comment.get("body"), _object(comment, "user").get("login")
-    number, comment_id, full_name = issue.get("number"), comment.get("id"), repo.get("full_name")
-    if not (isinstance(body, str) and isinstance(user, str) and isinstance(full_name, str)):
-        raise ValueError("comment body, user login or repository name missing")
+    number, comment_id = issue.get("number"), comment.get("id")
+    if not (isinstance(body, str) and isinstance(user, str)):
+        raise ValueError("comment body or user login missing")
     if not (isinstance(number, int) and isinstance(comment_id, int)):
         raise ValueError("issue number or comment id missing")
-    if not _REPO.match(full_name):
-        raise ValueError("repository full_name is not owner/name")
     if not is_command(body):
         return "not a !testme comment"
     return Comment(full_name, number, comment_id, user, body)
+
+
+def _push(payload: dict[str, Any], full_name: str, repo: dict[str, Any]) -> Push | str:
+    ref, after, branch = payload.get("ref"), payload.get("after"), repo.get("default_branch")
+    pusher = _object(payload, "pusher").get("login")
+    if not all(isinstance(x, str) for x in (ref, after, branch, pusher)):
+        raise ValueError("ref, after, default_branch or pusher login missing")
+    if ref != f"refs/heads/{branch}":
+        return f"a push to {str(ref)[:80]}, not to the default branch"
+    if not _SHA.match(str(after)) or set(str(after)) == {"0"}:
+        return "a push that deleted the branch" if _SHA.match(str(after)) else "no commit"
+    return Push(full_name, str(branch), str(after), str(pusher))
 
 
 @dataclass
@@ -136,18 +167,26 @@ class Service:
     def serves(self, repo: str) -> bool:
         return not self.config.repos or repo in self.config.repos
 
-    def receive(self, comment: Comment) -> bool:
-        """Record a command comment (durably); False when seen before or not served."""
-        if not self.serves(comment.repo):
+    def receive(self, event: Comment | Push) -> bool:
+        """Record a command comment or a push (durably); False when seen before or not
+        served."""
+        if not self.serves(event.repo):
             return False
-        new = self.jobs.receive(
-            comment.comment_id, comment.repo, comment.pr, comment.user, comment.body
-        )
+        if isinstance(event, Push):
+            new = self.jobs.receive_push(event.repo, event.branch, event.sha, event.pusher)
+        else:
+            new = self.jobs.receive(event.comment_id, event.repo, event.pr, event.user, event.body)
         self.wake.set()
         return new
 
     def take_in(self, job: Job) -> None:
-        """Permission, options, supersede; then the pending status and the queued reply."""
+        """Permission, options, supersede; then the pending status and the queued reply.
+        A push to the default branch is queued as it is (whoever pushed there may)."""
+        if job.pr == 0:
+            assert job.sha is not None
+            self.forge.status(job.repo, job.sha, "pending", "queued", self._page(job.id), "cc-ci")
+            self._supersede(job, self.jobs.enqueue(job.id, ""), job.sha)
+            return
         try:
             command = parse(job.body)
         except UsageError as exc:
@@ -168,14 +207,16 @@ class Service:
         # claim it at once); a restart between the two edits the reply instead of adding one.
         sha = str(self.forge.pull(job.repo, job.pr)["head"]["sha"])
         self.forge.status(job.repo, sha, "pending", "queued", self._page(job.id), command.context)
+        self.jobs.update(job.id, sha=sha)
         waiting = verdict.queued(job.commenter, command.options, self.jobs.position(job.id))
         if job.reply_id is None:
-            self.jobs.update(
-                job.id, sha=sha, reply_id=self.forge.comment(job.repo, job.pr, waiting)
-            )
+            self.jobs.update(job.id, reply_id=self.forge.comment(job.repo, job.pr, waiting))
         else:
             self.forge.edit_comment(job.repo, job.reply_id, waiting)
-        older = self.jobs.enqueue(job.id, command.options)
+        self._supersede(job, self.jobs.enqueue(job.id, command.options), sha)
+
+    def _supersede(self, job: Job, older: list[Job], sha: str) -> None:
+        """Tell the older queued jobs of the PR (or branch) that ``job`` replaces them."""
         for old in older:
             if old.reply_id is not None:
                 self.forge.edit_comment(
@@ -201,12 +242,23 @@ class Service:
 
     def work(self, job: Job) -> None:
         """Run a claimed job to its verdict, and report it."""
-        command = parse(job.body)
-        assert command is not None
-        pull = self.forge.pull(job.repo, job.pr)
-        sha = str(pull["head"]["sha"])
-        self.jobs.update(job.id, sha=sha)
-        if job.reply_id is None:
+        command = parse(job.body) or Command()  # a push runs every tier
+        name = job.repo.split("/")[1]
+        if job.pr:  # the PR head, from the fork (or the base repo's refs/pull/<n>/head)
+            pull = self.forge.pull(job.repo, job.pr)
+            sha, base_ref = str(pull["head"]["sha"]), str(pull["base"]["ref"])
+            base_url = str(pull["base"]["repo"]["clone_url"])
+            fork = pull["head"].get("repo") or {}
+            heads = [(str(fork["clone_url"]), f"refs/heads/{pull['head']['ref']}")] if fork else []
+            heads.append((base_url, f"refs/pull/{job.pr}/head"))
+            ref = sha
+        else:  # the default branch, as it is now: what later PR runs compare with
+            assert job.sha is not None
+            assert job.base_ref is not None
+            sha, base_ref, heads = job.sha, job.base_ref, []
+            base_url, ref = self.forge.clone_url(job.repo), job.base_ref
+        self.jobs.update(job.id, sha=sha, base_ref=base_ref)
+        if job.pr and job.reply_id is None:
             self.jobs.update(job.id, reply_id=self.forge.comment(job.repo, job.pr, "…"))
         job = self.jobs.get(job.id)
         self.forge.status(
@@ -214,15 +266,16 @@ class Service:
         )
         self._edit(job, verdict.running(job.commenter, job.options, sha, None))
         try:
-            candidate = self.runner.fetch(job.repo, job.pr, pull)
+            catalogue = self.runner.fetch(name, base_url, sha, heads)
         except CcciError as exc:
-            self.jobs.finish(job.id, "error", f"infra: fetching the PR head: {exc}"[:300], None)
+            self.jobs.finish(job.id, "error", f"infra: fetching {sha[:8]}: {exc}"[:300], None)
             self.report(self.jobs.get(job.id))
             return
         outcome = self.runner.run(
             job.id,
-            job.repo,
-            candidate,
+            name,
+            catalogue,
+            ref,
             command.tiers,
             command.upgrade_from,
             progress=lambda doc: self._edit(
@@ -234,20 +287,17 @@ class Service:
             # Stopped by us (SIGTERM): not an attempt; the next start runs it again.
             self.jobs.update(job.id, state="queued", attempts=job.attempts - 1)
             return
-        self._finish(job, outcome, candidate.base_ref)
-
-    def _finish(self, job: Job, outcome: Outcome, base_ref: str) -> None:
-        summary = outcome.summary
         run_dir = str(outcome.run_dir) if outcome.run_dir else None
-        self.jobs.finish(job.id, outcome.verdict, summary, run_dir)
-        self.jobs.update(job.id, base_ref=base_ref)
+        self.jobs.finish(job.id, outcome.verdict, outcome.summary, run_dir)
         self.report(self.jobs.get(job.id))
 
     def report(self, job: Job) -> None:
         """The final status and comment of a finished job (again after a restart, if the
         service died before they went out: both are idempotent)."""
         assert job.verdict is not None
-        assert job.sha is not None
+        if job.sha is None:  # it failed before the PR was read: nowhere to report
+            self.jobs.update(job.id, reported=1)
+            return
         base_ref = job.base_ref or ""
         run_dir = Path(job.run_dir) if job.run_dir else None
         doc = load(run_dir) if run_dir and (run_dir / "results.json").is_file() else None
@@ -309,26 +359,28 @@ class Service:
                 len(again),
                 len(given_up),
             )
-        for job in self.jobs.unreported():
-            self._guard(self.report, job)
+        self.report_pending(0.0)
 
-    def _guard(self, action: Any, job: Job) -> None:
-        """Run ``action(job)``; what it raises is logged, and never kills a thread."""
-        try:
-            action(job)
-        except Exception as exc:
-            log.error("job %d: %s: %s", job.id, type(exc).__name__, exc)
-            if action == self.work:
-                self.jobs.finish(job.id, "error", f"infra: {type(exc).__name__}: {exc}"[:300], None)
-                if self.jobs.get(job.id).sha:
-                    self._guard(self.report, self.jobs.get(job.id))
-            elif action == self.take_in:
-                self.jobs.update(job.id, state="refused", summary=f"intake failed: {exc}"[:300])
+    def report_pending(self, older_than: float) -> None:
+        """Report finished jobs whose report did not go out (the forge was down)."""
+        for job in self.jobs.unreported(older_than):
+            try:
+                self.report(job)
+            except ForgeError as exc:
+                log.error("job %d: reporting: %s", job.id, exc)
 
     def intake_loop(self) -> None:
+        """Take received comments in; a comment the forge cannot be asked about (down, or
+        the PR gone) is tried again, and dropped after ``_INTAKE_PATIENCE``."""
         while not self.stopping.is_set():
             for job in self.jobs.in_state("received"):
-                self._guard(self.take_in, job)
+                try:
+                    self.take_in(job)
+                except Exception as exc:
+                    log.error("job %d: taking in: %s: %s", job.id, type(exc).__name__, exc)
+                    if time.time() - job.created > _INTAKE_PATIENCE:
+                        self.jobs.update(job.id, state="refused", summary=f"intake: {exc}"[:300])
+            self.report_pending(_REPORT_PATIENCE)
             self.wake.wait(_TICK)
             self.wake.clear()
 
@@ -338,7 +390,13 @@ class Service:
             if job is None:
                 self.stopping.wait(_TICK)
                 continue
-            self._guard(self.work, job)
+            try:
+                self.work(job)
+            except Exception as exc:  # never lost: it ends as an infra error on the PR
+                log.exception("job %d", job.id)
+                self.jobs.finish(job.id, "error", f"infra: {type(exc).__name__}: {exc}"[:300], None)
+                with contextlib.suppress(ForgeError):  # else again, by the intake
+                    self.report(self.jobs.get(job.id))
 
     def poll_loop(self, every: float) -> None:
         """New ``!testme`` comments of open PRs, read through the API. Where it got to is

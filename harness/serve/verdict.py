@@ -93,13 +93,12 @@ def _comparison(doc: dict[str, Any], base: dict[str, Any] | None, base_ref: str)
     change = doc["level"] - base["level"]
     said = f"{change:+d}" if change else "same"
     lines = [f"Against `{_line(base_ref, 60)}`: level {base['level']} → {doc['level']} ({said})."]
-    for tier, now in doc["tiers"].items():
-        before = base["tiers"].get(tier)
-        if before and before.get("duration") and now.get("duration"):
-            ratio = now["duration"] / before["duration"]
-            lines.append(
-                f"- {tier}: {before['duration']:.0f}s → {now['duration']:.0f}s ({ratio:.2f}x)"
-            )
+    for tier, now in doc["tiers"].items():  # the tiers that ran both times
+        before = base["tiers"].get(tier) or {}
+        ran = {before.get("status"), now.get("status")} <= {"pass", "fail"}
+        if ran and before.get("duration") and now.get("duration"):
+            was, took = before["duration"], now["duration"]
+            lines.append(f"- {tier}: {was:.1f}s → {took:.1f}s ({took / was:.2f}x)")
     return lines
 
 

@@ -185,6 +185,12 @@ def test_a_collaborators_testme_on_a_fork_pr_runs_and_reports_on_the_pr(
     sha = repo.pulls[1]["head"]["sha"]
     service = Service(workspace, forge).start()
     try:
+        # A push to main first: the base the PR's run is compared with.
+        main_sha = _git(workspace.catalogue / "webapp", "rev-parse", "main")
+        assert forge.push(repo, "main", workspace.catalogue / "webapp").status_code == 202
+        assert forge.push(repo, "main", workspace.catalogue / "webapp").status_code == 200
+        base = _final(forge, main_sha, "cc-ci", 300, service)
+        assert base["status"] == "success", service.log.read_text()
         said = time.monotonic()
         answer = forge.user_comments(repo, 1, "maintainer", "!testme\nplease check")
         assert answer is not None
@@ -194,6 +200,7 @@ def test_a_collaborators_testme_on_a_fork_pr_runs_and_reports_on_the_pr(
     finally:
         service.stop()
     statuses = [s for s in forge.statuses_of(sha) if s["context"] == "cc-ci"]
+    assert [c for c in forge.comments.values() if "push" in c["body"]] == []  # status only
     pending = statuses[0]
     assert pending["status"] == "pending"
     assert pending["target_url"].startswith("http://ci.example/jobs/")
@@ -214,7 +221,8 @@ def test_a_collaborators_testme_on_a_fork_pr_runs_and_reports_on_the_pr(
     assert "level 2/5" in body
     assert "| install | ✅ pass |" in body
     assert "| upgrade | ✅ pass |" in body
-    assert "No run of `main` to compare with yet." in body
+    assert "Against `main`: level 1 → 2 (+1)." in body  # main is the release: no upgrade
+    assert "- install: " in body
     # The links resolve on the service (only the public artifacts do).
     page = final["target_url"].replace("http://ci.example", service.url)
     service.start()

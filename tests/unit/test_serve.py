@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from harness.serve import verdict
 from harness.serve.command import Command, UsageError, parse, signed
 from harness.serve.jobs import Jobs
-from harness.serve.service import Comment, command_in
+from harness.serve.service import Comment, Push, command_in
 
 SECRET = "s3cret"
 
@@ -125,7 +125,7 @@ def test_a_pr_comment_delivery_is_a_command() -> None:
 @pytest.mark.parametrize(
     ("event", "payload", "why"),
     [
-        ("push", _payload(), "event push is not a comment"),
+        ("release", _payload(), "event release is not a comment or a push"),
         ("issue_comment", _payload(action="edited"), "comment edited, not created"),
         ("issue_comment", _payload(action="deleted"), "comment deleted, not created"),
         (
@@ -162,6 +162,41 @@ def test_a_delivery_of_the_wrong_shape_is_a_value_error(payload: object) -> None
         command_in("issue_comment", payload)
 
 
+def _push(**over: object) -> dict[str, object]:
+    payload: dict[str, object] = {
+        "ref": "refs/heads/main",
+        "before": "0" * 40,
+        "after": "a" * 40,
+        "repository": {"full_name": "recipes/radicale", "default_branch": "main"},
+        "pusher": {"login": "ann"},
+    }
+    return payload | over
+
+
+def test_a_push_to_the_default_branch_is_a_base_run() -> None:
+    assert command_in("push", _push()) == Push("recipes/radicale", "main", "a" * 40, "ann")
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        (_push(ref="refs/heads/feature"), "a push to refs/heads/feature, not to the default"),
+        (_push(ref="refs/tags/1.0.0+1"), "a push to refs/tags/1.0.0+1, not to the default"),
+        (_push(after="0" * 40), "a push that deleted the branch"),
+        (_push(after="main"), "no commit"),
+    ],
+)
+def test_other_pushes_are_ignored(payload: dict[str, object], why: str) -> None:
+    found = command_in("push", payload)
+    assert isinstance(found, str)
+    assert found.startswith(why)
+
+
+def test_a_push_of_the_wrong_shape_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="pusher"):
+        command_in("push", _push(pusher="ann"))
+
+
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(max_size=20),
@@ -172,11 +207,12 @@ def test_a_delivery_of_the_wrong_shape_is_a_value_error(payload: object) -> None
     )
 )
 def test_any_json_is_a_command_a_reason_or_a_value_error(payload: object) -> None:
-    try:
-        found = command_in("issue_comment", payload)
-    except ValueError:
-        return
-    assert isinstance(found, (Comment, str))
+    for event in ("issue_comment", "push"):
+        try:
+            found = command_in(event, payload)
+        except ValueError:
+            continue
+        assert isinstance(found, (Comment, Push, str))
 
 
 @given(st.text(max_size=200))
@@ -264,7 +300,11 @@ def _doc(reason: str) -> dict[str, object]:
             "custom": {"status": "unver", "reason": "not run"},
             "lint": rung,
         },
-        "tiers": {"install": {"duration": 10.0}, "upgrade": {"duration": 4.0}},
+        "tiers": {
+            "install": {"status": "pass", "duration": 10.0},
+            "upgrade": {"status": "fail", "duration": 4.0},
+            "backup": {"status": "skip", "duration": 0.1},
+        },
     }
 
 
@@ -285,7 +325,9 @@ def test_the_final_comment_has_the_level_a_rung_table_the_comparison_and_links()
     assert "on `01234567`: ❌ **level 1/5, expected 2**" in body
     assert "| upgrade | ❌ fail | StampError: the label names 1.0.0 |" in body
     assert "Against `main`: level 2 → 1 (-1)." in body
-    assert "- install: 10s → 10s (1.00x)" in body
+    assert "- install: 10.0s → 10.0s (1.00x)" in body
+    assert "- upgrade: 4.0s → 4.0s (1.00x)" in body
+    assert "- backup" not in body  # it did not run
     assert "[results.json](http://ci/runs/job-1/r/results.json)" in body
 
 
@@ -324,3 +366,18 @@ def test_a_base_run_is_the_latest_finished_run_of_the_recipe_at_the_base_branch(
     assert verdict.base_run(tmp_path, "webapp", "main", None) == newest
     assert verdict.base_run(tmp_path, "webapp", "main", newest).name == "a"  # type: ignore[union-attr]
     assert verdict.base_run(tmp_path, "webapp", "develop", None) is None
+
+
+def test_a_push_is_received_once_per_commit_and_supersedes_the_queued_older_push(
+    tmp_path: Path,
+) -> None:
+    jobs = Jobs(tmp_path / "jobs.sqlite")
+    assert jobs.receive_push("o/r", "main", "a" * 40, "ann")
+    assert not jobs.receive_push("o/r", "main", "a" * 40, "ann")
+    assert jobs.receive_push("o/r", "main", "b" * 40, "ann")
+    assert jobs.receive(1, "o/r", 5, "ann", "!testme")  # a PR's comment is not a push
+    first, second, comment = jobs.in_state("received")
+    assert (first.pr, first.base_ref, first.comment_id) == (0, "main", None)
+    jobs.enqueue(first.id, "")
+    jobs.enqueue(comment.id, "")
+    assert [j.id for j in jobs.enqueue(second.id, "")] == [first.id]
