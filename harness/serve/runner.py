@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 JOB_ENV = "CCCI_SERVE_JOB"  # "<state dir>:<job id>" in every process of a job's run
 PRIVATE_ENV = ("CCCI_FORGE_TOKEN", "CCCI_WEBHOOK_SECRET")  # never handed to a run
 _POLL = 1.0  # seconds between looks at the run's results.json
+_STOPPED = "the service stopped"
 _GRACE = 60.0  # after the run deadline: SIGINT (teardown), then this long before SIGKILL
 
 
@@ -44,6 +45,7 @@ class Outcome:
     summary: str  # one line: the level, or the cause
     run_dir: Path | None
     doc: dict[str, Any] | None
+    stopped: bool = False  # ended by the service's own stop (not an attempt)
 
 
 @dataclass
@@ -177,7 +179,7 @@ class Runner:
                 seen = doc["tiers"]
                 progress(doc)
             if not killed_for and stop():
-                killed_for = "the service stopped"
+                killed_for = _STOPPED
             elif not killed_for and time.monotonic() > ends:
                 killed_for = "the run deadline passed"
             if killed_for and process.poll() is None:
@@ -220,7 +222,8 @@ def _outcome(runs: Path, output: Path, killed_for: str) -> Outcome:
     doc = load(found[-1]) if found else None
     run_dir = found[-1].parent if found else None
     if killed_for:
-        return Outcome("error", f"infra: {killed_for}", run_dir, doc)
+        stopped = killed_for == _STOPPED
+        return Outcome("error", f"infra: {killed_for}", run_dir, doc, stopped=stopped)
     if doc is None:
         tail = output.read_text(errors="replace").strip().splitlines()
         cause = next((t for t in reversed(tail) if t.startswith("cc-ci")), tail[-1] if tail else "")

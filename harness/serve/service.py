@@ -22,6 +22,7 @@ import html
 import json
 import logging
 import re
+import signal
 import sys
 import threading
 import time
@@ -257,6 +258,15 @@ class Service:
             assert job.base_ref is not None
             sha, base_ref, heads = job.sha, job.base_ref, []
             base_url, ref = self.forge.clone_url(job.repo), job.base_ref
+        if job.sha and job.sha != sha:  # pushed to since: the new head runs instead
+            self.forge.status(
+                job.repo,
+                job.sha,
+                "warning",
+                f"the head moved to {sha[:8]}",
+                self._page(job.id),
+                context(job.options),
+            )
         self.jobs.update(job.id, sha=sha, base_ref=base_ref)
         if job.pr and job.reply_id is None:
             self.jobs.update(job.id, reply_id=self.forge.comment(job.repo, job.pr, "…"))
@@ -283,7 +293,7 @@ class Service:
             ),
             stop=self.stopping.is_set,
         )
-        if self.stopping.is_set() and outcome.summary == "infra: the service stopped":
+        if outcome.stopped:
             # Stopped by us (SIGTERM): not an attempt; the next start runs it again.
             self.jobs.update(job.id, state="queued", attempts=job.attempts - 1)
             return
@@ -531,6 +541,10 @@ def serve(config: Config) -> int:
         file=sys.stderr,
         flush=True,
     )
+    # uvicorn stops on SIGINT/SIGTERM and then raises the signal again for the handler it
+    # found: ours, so that the runs in progress are torn down and re-queued (not killed).
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, lambda *_: service.stopping.set())
     try:
         server.run()
     finally:

@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -350,9 +351,12 @@ def test_a_flood_of_commands_runs_one_per_pr_and_everyone_gets_an_answer(
     _nothing_left(workspace)
 
 
-def test_a_service_killed_during_a_run_reports_once_after_restart_and_leaks_nothing(
-    workspace: Workspace, forge: FakeGitea, project: tuple[Repo, Repo]
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_a_service_stopped_during_a_run_reports_once_after_restart_and_leaks_nothing(
+    workspace: Workspace, forge: FakeGitea, project: tuple[Repo, Repo], how: signal.Signals
 ) -> None:
+    """kill -9: the run dies with the service, the restart sweeps it and runs the job again
+    (its second attempt). SIGTERM: the run is torn down, the job queued again uncounted."""
     repo, _ = project
     sha = repo.pulls[1]["head"]["sha"]
     service = Service(workspace, forge).start()
@@ -363,7 +367,7 @@ def test_a_service_killed_during_a_run_reports_once_after_restart_and_leaks_noth
         while not client.services.list(filters={"label": RUN_LABEL}):
             assert time.monotonic() < deadline, service.log.read_text()
             time.sleep(0.2)
-        service.stop(signal.SIGKILL)
+        service.stop(how)
         time.sleep(1)
         orphans = subprocess.run(
             ["pgrep", "-f", f"{workspace.root}/runs/job-"], capture_output=True, text=True
@@ -383,8 +387,14 @@ def test_a_service_killed_during_a_run_reports_once_after_restart_and_leaks_noth
     replies = [c for c in forge.comments_on(repo, 1) if c["user"]["login"] == "cc-ci-bot"]
     assert len(replies) == 1
     assert "level 1/5" in replies[0]["body"]
-    assert "recovered" in service.log.read_text()
     assert len(list((workspace.root / "runs").glob("job-*/*/results.json"))) == 2
+    with sqlite3.connect(workspace.root / "state" / "jobs.sqlite") as db:
+        [(attempts,)] = db.execute("SELECT attempts FROM jobs").fetchall()
+    if how == signal.SIGKILL:
+        assert "recovered" in service.log.read_text()
+        assert attempts == 2
+    else:
+        assert attempts == 1
     _nothing_left(workspace)
 
 
