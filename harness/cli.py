@@ -5,6 +5,7 @@
     cc-ci lint CHECKOUT                       the recipe lint rules R001-R016
     cc-ci compare RUN_A [RUN_B]               level and timing changes between two runs
     cc-ci meta RECIPE_DIR                     validate a recipe dir's recipe_meta.py
+    cc-ci report [RUNS_DIR] [OUT_DIR]         a static site of the runs (default runs/ runs/site/)
     cc-ci serve [--forge-url URL] [--poll S]  `!testme` on pull requests (docs/serve.md)
 
 A RECIPE of ``run`` is a recipe dir (``recipes/<name>`` or a path holding recipe_meta.py),
@@ -241,6 +242,20 @@ def _add_serve(commands: Any) -> None:
     add("--janitor-age", type=float, default=float(_env_default("JANITOR_AGE", "60") or 0))
 
 
+def _report(args: argparse.Namespace) -> int:
+    from harness.reports.site import build
+
+    out = args.out_dir or args.runs_dir / "site"
+    if not args.runs_dir.is_dir():
+        raise CcciError(f"report: {args.runs_dir} is not a directory of runs")
+    built = build(args.runs_dir, out)
+    print(
+        f"cc-ci: {built.runs} runs ({built.pages} pages written, {built.skipped} up to date):"
+        f" {(out / 'index.html').resolve().as_uri()}"
+    )
+    return 0
+
+
 def _env_pair(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -281,6 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     compare.add_argument("run_b", type=Path, nargs="?")
     check = commands.add_parser("meta", help="validate a recipe dir's recipe_meta.py")
     check.add_argument("recipe_dir", type=Path)
+    report = commands.add_parser("report", help="build the static site of a runs dir")
+    report.add_argument("runs_dir", type=Path, nargs="?", default=Path("runs"))
+    report.add_argument("out_dir", type=Path, nargs="?")
     _add_serve(commands)
     args = parser.parse_args(argv)
     try:
@@ -292,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "lint": _lint,
             "compare": _compare,
             "serve": _serve,
+            "report": _report,
         }
         return handlers[args.command](args)
     except CcciError as exc:

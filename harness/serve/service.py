@@ -34,11 +34,13 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from harness.errors import CcciError
 from harness.lifecycle import janitor
+from harness.reports import card, site
 from harness.reports.results import load
 from harness.serve import verdict
 from harness.serve.command import USAGE, Command, UsageError, context, parse, signed
@@ -156,6 +158,7 @@ class Service:
     runner: Runner = field(init=False)
     stopping: threading.Event = field(default_factory=threading.Event)
     wake: threading.Event = field(default_factory=threading.Event)
+    _site_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         c = self.config
@@ -298,8 +301,23 @@ class Service:
             self.jobs.update(job.id, state="queued", attempts=job.attempts - 1)
             return
         run_dir = str(outcome.run_dir) if outcome.run_dir else None
+        if outcome.run_dir is not None:
+            self.publish(outcome.run_dir)
         self.jobs.finish(job.id, outcome.verdict, outcome.summary, run_dir)
         self.report(self.jobs.get(job.id))
+
+    def publish(self, run_dir: Path) -> None:
+        """The run's PR card, and the site brought up to date (the public copy of the run)."""
+        try:
+            card.render(run_dir)
+        except Exception as exc:  # a card is a picture: the verdict does not wait on it
+            log.error("card of %s: %s: %s", run_dir.name, type(exc).__name__, exc)
+        with self._site_lock:
+            site.build(self.config.runs_dir, self.site_dir)
+
+    @property
+    def site_dir(self) -> Path:
+        return self.config.runs_dir / "site"
 
     def report(self, job: Job) -> None:
         """The final status and comment of a finished job (again after a restart, if the
@@ -317,13 +335,13 @@ class Service:
             else None
         )
         base = load(base_dir) if base_dir else None
-        links = [("run page", self._page(job.id))]
-        if run_dir is not None:
-            links += [
-                (name, f"{self.config.public_url}/runs/{run_dir.parent.name}/{run_dir.name}/{name}")
-                for name in verdict.ARTIFACTS
-                if (run_dir / name).is_file()
-            ]
+        links, card_url = [("job", self._page(job.id))], None
+        public = self.site_dir / "runs" / run_dir.name if run_dir is not None else None
+        if run_dir is not None and public is not None and public.is_dir():
+            base_url = f"{self.config.public_url}/runs/{run_dir.name}"
+            links.insert(0, ("run page", f"{base_url}/index.html"))
+            links += [(n, f"{base_url}/{n}") for n in verdict.ARTIFACTS if (public / n).is_file()]
+            card_url = f"{base_url}/card.png" if (public / "card.png").is_file() else None
         body = verdict.final(
             job.commenter,
             job.options,
@@ -334,6 +352,7 @@ class Service:
             base,
             base_ref or "the base branch",
             links,
+            card_url,
         )
         self.forge.status(
             job.repo,
@@ -369,6 +388,8 @@ class Service:
                 len(again),
                 len(given_up),
             )
+        with self._site_lock:
+            site.build(self.config.runs_dir, self.site_dir)
         self.report_pending(0.0)
 
     def report_pending(self, older_than: float) -> None:
@@ -437,8 +458,8 @@ class Service:
             routes=[
                 Route("/hook", self._hook, methods=["POST"]),
                 Route("/jobs/{job_id:int}", self._job_page),
-                Route("/runs/{job}/{run}/{name}", self._artifact),
                 Route("/healthz", self._health),
+                Mount("/", app=StaticFiles(directory=self.site_dir, html=True, check_dir=False)),
             ]
         )
 
@@ -475,31 +496,16 @@ class Service:
             ("summary", job.summary or ""),
         ]
         links = ""
-        if job.run_dir:
-            run = Path(job.run_dir)
-            links = "".join(
-                f'<li><a href="../runs/{esc(run.parent.name)}/{esc(run.name)}/{n}">{n}</a></li>'
-                for n in verdict.ARTIFACTS
-                if (run / n).is_file()
+        if job.run_dir and (self.site_dir / "runs" / Path(job.run_dir).name).is_dir():
+            links = (
+                f'<li><a href="../runs/{esc(Path(job.run_dir).name)}/index.html">the run</a></li>'
             )
+
         table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
         return HTMLResponse(
             f"<!doctype html><html lang=en><meta charset=utf-8><title>cc-ci job {job.id}</title>"
             f"<h1>cc-ci job {job.id}</h1><table>{table}</table><ul>{links}</ul></html>"
         )
-
-    async def _artifact(self, request: Request) -> Response:
-        job, run, name = (request.path_params[k] for k in ("job", "run", "name"))
-        path = self.config.runs_dir / job / run / name
-        if (
-            name not in verdict.ARTIFACTS
-            or not re.fullmatch(r"job-\d+", job)
-            or "/" in run
-            or run.startswith(".")
-            or not path.is_file()
-        ):
-            return Response("not found", 404)
-        return FileResponse(path)
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(self.jobs.counts))

@@ -25,7 +25,7 @@ __all__ = [
     "superseded",
 ]
 
-ARTIFACTS = ("results.json", "trace.json", "harness.log", "screenshot.png")
+ARTIFACTS = ("results.json", "trace.json", "harness.log", "screenshot.png")  # linked
 _MARK = {"pass": "✅ pass", "fail": "❌ fail", "skip": "⏭️ skip", "unver": "❔ unver"}
 
 
@@ -112,6 +112,7 @@ def final(
     base: dict[str, Any] | None,
     base_ref: str,
     links: list[tuple[str, str]],
+    card_url: str | None = None,
 ) -> str:
     icon = {"success": "✅", "failure": "❌"}.get(verdict, "⚠️")
     lines = [f"{_head(who, options)} on `{sha[:8]}`: {icon} **{_line(summary)}**"]
@@ -123,6 +124,9 @@ def final(
             table.append(f"| {rung} | {_MARK.get(cell['status'], cell['status'])} | {reason} |")
         lines.append("\n".join(table))
         lines.append("\n".join(_comparison(doc, base, base_ref)))
+    if card_url:
+        level = f"level {doc['level']} of 5" if doc else "the run"
+        lines.insert(1, f"[![cc-ci: {level}]({card_url})]({links[0][1]})")
     if links:
         lines.append(" · ".join(f"[{name}]({url})" for name, url in links))
     return "\n\n".join(lines)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -229,15 +230,38 @@ def test_a_collaborators_testme_on_a_fork_pr_runs_and_reports_on_the_pr(
     service.start()
     try:
         assert "success" in httpx.get(page).text
-        results_url = next(
-            u for u in body.split("(") if u.startswith("http://ci.example/runs/")
-        ).split(")")[0]
-        served = httpx.get(results_url.replace("http://ci.example", service.url))
+        urls = {
+            name: url.replace("http://ci.example", service.url)
+            for name, url in re.findall(r"\[([^\]]+)\]\((http://ci\.example/runs/[^)]+)\)", body)
+        }
+        assert set(urls) >= {"run page", "results.json", "trace.json", "harness.log"}, body
+        served = httpx.get(urls["results.json"])
         assert served.status_code == 200
         assert json.loads(served.text)["refs"]["candidate_sha"] == sha
-        run_path = results_url.removeprefix("http://ci.example").rsplit("/", 1)[0]
-        for hidden in ("op_state.json", "candidate/compose.yml", "..%2F..%2Fstate/jobs.sqlite"):
-            assert httpx.get(f"{service.url}{run_path}/{hidden}").status_code == 404, hidden
+        assert "webapp: level 2 of 5" in httpx.get(urls["run page"]).text
+        assert "level 2" in httpx.get(f"{service.url}/badges/webapp.svg").text
+        assert ">webapp</a>" in httpx.get(f"{service.url}/").text  # the dashboard, at /
+        # The PR card: embedded, served, and it says the level (read back by OCR).
+        [card_url] = re.findall(r"\[!\[cc-ci: level 2 of 5\]\((http://[^)]+/card\.png)\)", body)
+        card = httpx.get(card_url.replace("http://ci.example", service.url))
+        assert card.headers["content-type"] == "image/png"
+        (workspace.root / "card.png").write_bytes(card.content)
+        read = subprocess.run(
+            ["tesseract", str(workspace.root / "card.png"), "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "level 2" in read, read
+        assert "webapp" in read, read
+        run_path = urls["results.json"].rsplit("/", 1)[0]
+        for hidden in (
+            "op_state.json",
+            "candidate/compose.yml",
+            "../../state/jobs.sqlite",
+            "..%2F..%2F..%2Fstate%2Fjobs.sqlite",
+        ):
+            assert httpx.get(f"{run_path}/{hidden}").status_code == 404, hidden
     finally:
         service.stop()
     # Nothing secret anywhere public, nothing left on the swarm.
@@ -364,7 +388,11 @@ def test_a_service_stopped_during_a_run_reports_once_after_restart_and_leaks_not
     try:
         forge.user_comments(repo, 1, "maintainer", "!testme quick")
         deadline = time.monotonic() + 120
-        while not client.services.list(filters={"label": RUN_LABEL}):
+        job_runs = Session(0, "", workspace.root / "runs" / "job-1")
+        while not any(
+            client.services.list(filters={"label": f"{RUN_LABEL}={run_id}"})
+            for run_id in job_runs.run_ids()
+        ):
             assert time.monotonic() < deadline, service.log.read_text()
             time.sleep(0.2)
         service.stop(how)

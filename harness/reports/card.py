@@ -1,0 +1,52 @@
+"""The PR card: a run's summary as a PNG (recipe, ref, level, the rung row, a thumbnail of
+its screenshot), rendered by chromium from an HTML template and kept in the run dir as
+``card.png``, for the ``!testme`` comment to embed."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from playwright.sync_api import ViewportSize, sync_playwright
+
+from harness.lifecycle.browser import CHROMIUM, CHROMIUM_ARGS
+from harness.reports.results import RUNGS, load
+from harness.reports.site import _COLOUR, _environment, _Run
+
+__all__ = ["render"]
+
+_LABELS = {r: r.replace("backup_restore", "backup") for r in RUNGS}
+_SIZE: ViewportSize = {"width": 800, "height": 418}
+
+
+def render(run_dir: Path) -> Path:
+    """Render ``run_dir/card.png`` (its own chromium: callable from any thread)."""
+    run = _Run(run_dir.name, run_dir, load(run_dir))
+    view = run.view()
+    shot = run_dir / "screenshot.png"
+    screenshot = (
+        "data:image/png;base64," + base64.b64encode(shot.read_bytes()).decode()
+        if shot.is_file()
+        else ""
+    )
+    html = (
+        _environment()
+        .get_template("card.html.j2")
+        .render(
+            run=view,
+            rungs=RUNGS,
+            labels=_LABELS,
+            screenshot=screenshot,
+            colour=_COLOUR.get(int(view["level"]), "#555"),
+        )
+    )
+    out = run_dir / "card.png"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=_SIZE)
+            page.set_content(html, wait_until="load")
+            page.screenshot(path=str(out))
+        finally:
+            browser.close()
+    return out
