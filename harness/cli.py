@@ -107,6 +107,12 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     ]
     for line in below:
         print(f"cc-ci: {line}", file=sys.stderr)
+    if runs.found:
+        from harness.reports.site import build
+
+        runs_dir = runs.found[0][0].parent
+        build(runs_dir, runs_dir / "site")
+        print(f"cc-ci: dashboard: {(runs_dir / 'site' / 'index.html').resolve().as_uri()}")
     return code or (1 if below else 0)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from harness.lifecycle.tiers import RUNNERS, Unverifiable
 from harness.lifecycle.waits import EngineAnswers, wait_for
 from harness.recipe import customization, manifest
 from harness.recipe.meta import TIERS
+from harness.reports import progress
 from harness.reports.results import TierResult
 
 __all__ = ["CustomTests", "RecipeDir", "TierItem", "deselect_tiers", "record_custom"]
@@ -75,18 +77,65 @@ class RecipeDir(pytest.Directory):
             upgrade_from=chosen.upgrade_from,
             tiers=tuple(dict.fromkeys(selected)),
         )
-        # One block at the start of the run, past output capture (as pytest's live logs do).
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        capture = self.config.pluginmanager.get_plugin("capturemanager")
-        if reporter is not None and capture is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.write_line("")
-                reporter.write_line(manifest.render(self.recipe.recipe, self.run.manifest))
 
     def teardown(self) -> None:
         if self.run is not None:
             run, self.run = self.run, None
             run.close()
+
+
+class _Steps:
+    """The step of the tier in progress, on the terminal: on a TTY after pytest's progress
+    on the same line, rewritten in place and erased before pytest writes again; otherwise
+    a plain line per step (CI logs). Written past pytest's capture, straight to the
+    terminal, so that pytest's own bookkeeping of the line stays true."""
+
+    def __init__(self, item: TierItem) -> None:
+        plugins = item.config.pluginmanager
+        self.reporter = plugins.get_plugin("terminalreporter")
+        self.capture = plugins.get_plugin("capturemanager")
+        self.recipe, self.tier = item.recipe_dir.recipe.recipe, item.tier
+        self.shown, self.last = "", ""
+
+    def __call__(self, text: str) -> None:
+        if self.reporter is None or self.capture is None or text == self.last:
+            return
+        self.last = text
+        said = self.tier if text == self.tier else f"{self.tier}: {text}"
+        with self.capture.global_and_fixture_disabled():
+            if not self.reporter.isatty:
+                self.reporter.write_line(f"cc-ci: {self.recipe} {said}")
+                return
+            writer = self.reporter._tw
+            room = max(writer.fullwidth - writer.width_of_current_line - 1, 0)
+            new = f" [{said}]"[:room]
+            pad = max(len(self.shown) - len(new), 0)
+            self._write("\b" * len(self.shown) + new + " " * pad + "\b" * pad)
+            self.shown = new
+
+    def clear(self) -> None:
+        if self.shown and self.capture is not None:
+            with self.capture.global_and_fixture_disabled():
+                n = len(self.shown)
+                self._write("\b" * n + " " * n + "\b" * n)
+            self.shown = ""
+
+    @staticmethod
+    def _write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def show_customizations(session: pytest.Session) -> None:
+    """Each recipe dir's customization block, once, before any progress line."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    dirs = {id(d): d for d in map(recipe_dir_of, session.items) if d is not None}
+    if reporter is None or not dirs:
+        return
+    for recipe_dir in dirs.values():
+        reporter.write_line(
+            manifest.render(recipe_dir.recipe.recipe, manifest.build(recipe_dir.recipe))
+        )
 
 
 class CustomTests(pytest.Module):
@@ -138,6 +187,14 @@ class TierItem(pytest.Item):
         return self.parent
 
     def runtest(self) -> None:
+        shown = _Steps(self)
+        try:
+            with progress.showing(shown):
+                self._runtest()
+        finally:
+            shown.clear()
+
+    def _runtest(self) -> None:
         run = self.recipe_dir.run
         assert run is not None
         self.user_properties.append(("ccci_run_dir", str(run.dir)))

@@ -105,6 +105,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         collect.deselect_tiers(config, items)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    collect = sys.modules.get("harness.collect")
+    if collect is not None:
+        collect.show_customizations(session)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield

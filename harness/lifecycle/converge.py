@@ -31,6 +31,7 @@ from typing import Any
 
 from harness.errors import CcciError, ConvergeError, PlatformError
 from harness.lifecycle.waits import Deadline, Wait, wait_for
+from harness.reports import progress
 from harness.swarm import Service, Stack, Wakeup, ready_nodes, timestamp
 
 __all__ = ["Assessment", "Converged", "assess", "converge", "settle", "watch"]
@@ -154,6 +155,8 @@ class Convergence(Wait):
                 self.states[service.name] = verdict.state
                 if not verdict.done:
                     self.waiting.append((stack, service.short))
+        ready = len(self.states) - len(self.waiting)
+        progress.step(f"converging {ready}/{len(self.states)} services")
         return not self.waiting, "; ".join(f"{n}: {s}" for n, s in self.states.items())
 
     def timed_out(self, window: float, state: str) -> CcciError:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.reports import progress
 from harness.reports.results import write_json
 
 __all__ = ["Span", "Tracer"]
@@ -52,6 +53,7 @@ class Tracer(logging.Handler):
 
     @contextlib.contextmanager
     def span(self, name: str, **context: Any) -> Iterator[Span]:
+        progress.step(name)
         span = Span(name, datetime.now(UTC).isoformat(), context)
         self._stack[-1].children.append(span)
         self._stack.append(span)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harness.errors import DeployError, last_line
+from harness.reports import progress
 from harness.swarm.engine import client, timestamp, translated
 
 __all__ = [
@@ -125,12 +126,27 @@ def ensure_image(image: str, service: str, pull: bool) -> None:
         )
     try:
         with translated(f"pulling {image}", refused=DeployError):
-            client().images.pull(image)
+            name, tag = _reference(image)
+            for event in client().api.pull(name, tag, stream=True, decode=True):
+                if "error" in event:
+                    raise DeployError(str(event["error"]))
+                said = " ".join(str(event.get(k, "")) for k in ("id", "status", "progress"))
+                progress.step(f"pulling {image}: {said.strip()}"[:120])
     except DeployError as exc:
         raise DeployError(
             f"image {image} (service {service}) is not present locally and cannot be"
             f" pulled: {last_line(str(exc))}"
         ) from exc
+
+
+def _reference(image: str) -> tuple[str, str | None]:
+    """An image reference as the pull API takes it: (repository, tag or None)."""
+    if "@" in image:  # a digest names the image whole
+        return image, None
+    if ":" in image.rsplit("/", 1)[-1]:
+        name, _, tag = image.rpartition(":")
+        return name, tag
+    return image, "latest"
 
 
 def ready_nodes() -> int:
