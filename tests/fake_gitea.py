@@ -47,6 +47,15 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _head(checkout: Path, branch: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", branch],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
 def _user(login: str) -> dict[str, Any]:
     return {
         "id": abs(hash(login)) % 10_000,
@@ -108,12 +117,7 @@ class FakeGitea:
         self, repo: Repo, number: int, head_repo: Repo, head_ref: str, checkout: Path
     ) -> dict[str, Any]:
         """A PR of ``head_ref`` of ``head_repo`` (a fork, or ``repo`` itself)."""
-        sha = subprocess.run(
-            ["git", "-C", str(checkout), "rev-parse", head_ref],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        sha = _head(checkout, head_ref)
         pull = {
             "id": number + 500,
             "number": number,
@@ -196,12 +200,7 @@ class FakeGitea:
 
     def push(self, repo: Repo, branch: str, checkout: Path) -> httpx.Response:
         """Someone pushes ``branch`` (at its head in ``checkout``): a ``PushPayload``."""
-        after = subprocess.run(
-            ["git", "-C", str(checkout), "rev-parse", branch],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        after = _head(checkout, branch)
         pusher = _user("maintainer")
         payload = {
             "ref": f"refs/heads/{branch}",

@@ -1,0 +1,45 @@
+"""The site's colours and badges, without a browser: statuses readable at WCAG AA."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from harness.reports import site
+
+TEMPLATES = Path(site.__file__).parent / "templates"
+
+
+def _luminance(colour: str) -> float:
+    channels = [int(colour.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@pytest.mark.parametrize("status", ["pass", "fail", "skip", "unver", "running"])
+def test_each_status_colour_pair_meets_wcag_aa(status: str) -> None:
+    css = (TEMPLATES / "base.html.j2").read_text()
+    rule = re.search(rf"\.{status} \{{ background: (#\w+); color: (#\w+); \}}", css)
+    assert rule is not None, status
+    assert contrast(rule[1], rule[2]) >= 4.5
+
+
+@pytest.mark.parametrize("level", range(6))
+def test_badges_and_card_levels_are_readable(level: int) -> None:
+    colour = site._COLOUR[level]
+    assert contrast(colour, "#ffffff") >= 4.5  # white on the badge; the card's text on white
+    svg = site.badge(level)
+    assert f"level {level}" in svg
+    assert f'aria-label="cc-ci: level {level} of 5"' in svg
+
+
+def test_contrast_is_computed_as_wcag_defines_it() -> None:
+    assert round(contrast("#000000", "#ffffff"), 1) == 21.0
+    assert round(contrast("#767676", "#ffffff"), 2) == 4.54
