@@ -152,7 +152,8 @@ class _Run:
 def _runs(runs_dir: Path, out_dir: Path) -> list[_Run]:
     found = []
     for path in runs_dir.glob("**/results.json"):
-        if out_dir in path.parents:
+        # A run dir has its op_state.json; a site's public copy of a run never does.
+        if out_dir in path.parents or not (path.parent / "op_state.json").is_file():
             continue
         try:
             doc = json.loads(path.read_text())

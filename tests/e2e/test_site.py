@@ -119,6 +119,9 @@ def test_the_site_is_rebuilt_incrementally_and_leaves_no_partial_file(site: Path
     once = build(runs_dir, site)
     assert (once.pages, once.skipped) == (1, 3)
     assert [p for p in site.rglob(".*") if p.is_file()] == []  # written aside, renamed in
+    # A site inside the runs dir (cc-ci run's own) is not read back as more runs.
+    assert build(runs_dir, runs_dir / "site").runs == 4
+    assert build(runs_dir, runs_dir / "elsewhere").runs == 4
 
 
 def _screen(typescript: str) -> list[str]:
