@@ -200,9 +200,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _env_default(name: str, default: str | None = None) -> str | None:
+    """An option's default: ``CCCI_<NAME>``, else ``ccci_<name>`` in the ini, else ``default``."""
     import os
 
-    return os.environ.get(f"CCCI_{name}", default)
+    from harness.settings import ini_values
+
+    return os.environ.get(f"CCCI_{name}") or ini_values(Path.cwd()).get(
+        f"ccci_{name.lower()}", default
+    )
 
 
 def _env_list(name: str) -> list[str]:
@@ -214,7 +219,8 @@ def _add_serve(commands: Any) -> None:
         "serve",
         help="run `!testme` from pull-request comments (Gitea/Forgejo)",
         description="Token and webhook secret come from the environment only:"
-        " CCCI_FORGE_TOKEN, CCCI_WEBHOOK_SECRET. Every option is also CCCI_<NAME>.",
+        " CCCI_FORGE_TOKEN, CCCI_WEBHOOK_SECRET. Every option is also CCCI_<NAME> in the"
+        " environment and ccci_<name> in the ini file.",
     )
     add = serve.add_argument
     add("--forge-url", default=_env_default("FORGE_URL"), help="the forge's base URL")

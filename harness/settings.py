@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["OPTIONS", "Settings", "add_options", "of"]
+__all__ = ["OPTIONS", "Settings", "add_options", "ini_values", "of"]
 
 
 def _default_catalogue() -> str:
@@ -114,3 +114,36 @@ def _seconds(config: pytest.Config, name: str, default: float) -> float:
     if value < 0:
         raise pytest.UsageError(f"{source}: {raw!r} is not a number of seconds")
     return value
+
+
+def ini_values(root: Path) -> dict[str, str]:
+    """The ``ccci_*`` keys of the ini file pytest would read in ``root`` (``pytest.ini``,
+    ``.pytest.ini``, ``pyproject.toml``'s ``[tool.pytest.ini_options]``, ``tox.ini``'s
+    ``[pytest]``, ``setup.cfg``'s ``[tool:pytest]``: the first that has a pytest section),
+    for the commands that are not a pytest session (``cc-ci serve``)."""
+    import tomllib
+
+    import iniconfig
+
+    for name, section in (
+        ("pytest.ini", "pytest"),
+        (".pytest.ini", "pytest"),
+        ("pyproject.toml", None),
+        ("tox.ini", "pytest"),
+        ("setup.cfg", "tool:pytest"),
+    ):
+        path = root / name
+        if not path.is_file():
+            continue
+        if section is None:
+            table = tomllib.loads(path.read_text()).get("tool", {}).get("pytest", {})
+            if "ini_options" not in table:
+                continue
+            found = {k: str(v) for k, v in table["ini_options"].items()}
+        else:
+            ini = iniconfig.IniConfig(str(path))
+            if section not in ini:
+                continue
+            found = dict(ini[section].items())
+        return {k: v for k, v in found.items() if k.startswith("ccci_")}
+    return {}

@@ -381,3 +381,47 @@ def test_a_push_is_received_once_per_commit_and_supersedes_the_queued_older_push
     jobs.enqueue(first.id, "")
     jobs.enqueue(comment.id, "")
     assert [j.id for j in jobs.enqueue(second.id, "")] == [first.id]
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("pytest.ini", "[pytest]\nccci_forge_url = https://git.example\nother = 1\n"),
+        ("pyproject.toml", '[tool.pytest.ini_options]\nccci_forge_url = "https://git.example"\n'),
+        ("tox.ini", "[pytest]\nccci_forge_url = https://git.example\n"),
+        ("setup.cfg", "[tool:pytest]\nccci_forge_url = https://git.example\n"),
+    ],
+)
+def test_the_ini_file_pytest_reads_configures_serve_too(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    from harness.settings import ini_values
+
+    (tmp_path / name).write_text(text)
+    assert ini_values(tmp_path) == {"ccci_forge_url": "https://git.example"}
+
+
+def test_serve_takes_flags_then_environment_then_ini(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness import cli
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("CCCI_FORGE_URL", "CCCI_FORGE_TOKEN", "CCCI_WEBHOOK_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["serve"]) == 1
+    assert "no forge: give --forge-url or CCCI_FORGE_URL" in capsys.readouterr().err
+    (tmp_path / "pytest.ini").write_text("[pytest]\nccci_forge_url = https://git.example\n")
+    assert cli.main(["serve"]) == 1
+    assert "no forge token: set CCCI_FORGE_TOKEN" in capsys.readouterr().err
+    monkeypatch.setenv("CCCI_FORGE_TOKEN", "t")
+    assert cli.main(["serve"]) == 1
+    assert "no webhook secret" in capsys.readouterr().err
+    assert cli.main(["serve", "--poll", "5"]) == 1
+    assert "--poll needs the repositories to poll" in capsys.readouterr().err
+    monkeypatch.setenv("CCCI_WEBHOOK_SECRET", "s")
+    assert cli.main(["serve", "--listen", "nowhere"]) == 1
+    assert "--listen 'nowhere' is not HOST:PORT" in capsys.readouterr().err
