@@ -1,7 +1,12 @@
 """An app's env, as abra builds it: `.env.sample`, the app's identity, abra.sh's exports.
 
-``.env.sample`` lines are ``KEY=value`` (quotes and ``export`` allowed, ``#`` comments);
-a trailing comment on a ``SECRET_*_VERSION`` line carries modifiers such as
+``.env.sample`` is read as abra reads env files (godotenv): ``KEY=value`` lines, ``export``
+allowed, ``#`` comments; single-quoted values are literal; double-quoted values take the
+escapes ``\\n`` ``\\r`` ``\\"`` ``\\\\`` and, like unquoted ones, expansion: ``$VAR``,
+``${VAR}``, ``${VAR:-default}`` (unset or empty), ``${VAR-default}`` (unset), ``\\$`` for
+a literal ``$``. A line sees the lines above it (``COMPOSE_FILE="$COMPOSE_FILE:x.yml"``),
+then the app's identity (``DOMAIN``, ``STACK_NAME``, …) — never cc-ci's own environment.
+A trailing comment on a ``SECRET_*_VERSION`` line carries modifiers such as
 ``# length=32 charset=hex generate=false``. ``abra.sh`` is read, not executed: like abra,
 cc-ci takes its ``export NAME=value`` lines (config versions) — a recipe under test is
 untrusted code, and its functions are abra's business.
@@ -20,7 +25,10 @@ from harness.recipe.policy import inside
 __all__ = ["EnvFile", "abra_exports", "app_env", "expand", "parse_env"]
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
-_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_REF = re.compile(
+    r"\\\$|\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))"
+)
+_ESCAPES = {"n": "\n", "r": "\r", '"': '"', "\\": "\\", "$": "\\$"}
 
 
 @dataclass(frozen=True)
@@ -29,28 +37,72 @@ class EnvFile:
     modifiers: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-def parse_env(text: str) -> EnvFile:
+def parse_env(
+    text: str,
+    *,
+    pinned: Mapping[str, str] | None = None,
+    outer: Mapping[str, str] | None = None,
+    name: str = ".env.sample",
+) -> EnvFile:
+    """The values and modifiers of an env file. ``pinned`` values replace the file's own
+    where it sets them (the app's ``DOMAIN``), as an app's env file has them, and the
+    lines below see them; ``outer`` is looked up after the file's own values."""
+    pinned, outer = pinned or {}, outer or {}
     values: dict[str, str] = {}
     modifiers: dict[str, dict[str, str]] = {}
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         match = _LINE.match(raw)
         if not match or raw.lstrip().startswith("#"):
             continue
-        name, rest = match[1], match[2].strip()
-        comment = ""
-        if rest[:1] in ("'", '"') and rest.count(rest[0]) >= 2:
-            end = rest.index(rest[0], 1)
+        key, rest = match[1], match[2].strip()
+        scope = {**outer, **values}
+        if rest[:1] in ("'", '"'):
+            end = _closing(rest)
+            if end is None:
+                raise PlanError(f"{name}:{number}: {key}: unterminated quoted value")
             value, comment = rest[1:end], rest[end + 1 :]
+            if rest[0] == '"':
+                value = expand(re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], m[0]), value), scope)
         else:
             value, _, comment = (rest + " ").partition(" #")
-            value = value.strip()
-        values[name] = value
+            value = expand(value.strip(), scope)
+        values[key] = pinned.get(key, value)
         pairs = dict(
             token.split("=", 1) for token in comment.strip().lstrip("#").split() if "=" in token
         )
         if pairs:
-            modifiers[name] = pairs
+            modifiers[key] = pairs
     return EnvFile(values, modifiers)
+
+
+def _closing(rest: str) -> int | None:
+    """The index of the quote that closes ``rest``'s opening one (not a ``\\``-escaped one)."""
+    quote, at = rest[0], 1
+    while at < len(rest):
+        if rest[at] == "\\" and quote == '"':
+            at += 2
+            continue
+        if rest[at] == quote:
+            return at
+        at += 1
+    return None
+
+
+def expand(value: str, env: Mapping[str, str]) -> str:
+    """``$NAME``, ``${NAME}``, ``${NAME:-default}``, ``${NAME-default}`` in ``value`` from
+    ``env`` (e.g. ``$COMPOSE_FILE:compose.x.yml``); ``\\$`` is a literal ``$``."""
+
+    def one(match: re.Match[str]) -> str:
+        if match[0] == "\\$":
+            return "$"
+        name = match[1] or match[4]
+        if match[2] == ":-":
+            return env.get(name) or expand(match[3], env)
+        if match[2] == "-":
+            return env[name] if name in env else expand(match[3], env)
+        return env.get(name, "")
+
+    return _REF.sub(one, value)
 
 
 def abra_exports(path: Path) -> dict[str, str]:
@@ -62,11 +114,6 @@ def abra_exports(path: Path) -> dict[str, str]:
     return parse_env("\n".join(exports)).values
 
 
-def expand(value: str, env: Mapping[str, str]) -> str:
-    """``$NAME`` / ``${NAME}`` in ``value`` from ``env`` (e.g. ``$COMPOSE_FILE:compose.x.yml``)."""
-    return _REF.sub(lambda m: env.get(m[1] or m[2], ""), value)
-
-
 def app_env(
     recipe: str, checkout: Path, domain: str, stack: str, extra: Mapping[str, str]
 ) -> tuple[dict[str, str], EnvFile]:
@@ -76,9 +123,9 @@ def app_env(
         raise PlanError(
             f"{recipe}: no .env.sample in the recipe (abra builds every app's env from it)"
         )
-    sample = parse_env(_text(sample_path))
-    env = {"TYPE": recipe, **sample.values}
-    env.update(TYPE=recipe, DOMAIN=domain, STACK_NAME=stack, LETS_ENCRYPT_ENV="")
+    identity = {"TYPE": recipe, "DOMAIN": domain, "STACK_NAME": stack, "LETS_ENCRYPT_ENV": ""}
+    sample = parse_env(_text(sample_path), pinned=identity, outer=identity)
+    env = {"TYPE": recipe, **sample.values, **identity}
     env.setdefault("COMPOSE_FILE", "compose.yml")
     for name, value in extra.items():
         env[name] = expand(value, env)

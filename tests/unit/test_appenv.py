@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from harness.errors import PlanError
 from harness.recipe.appenv import abra_exports, app_env, parse_env
 
 REAL = Path(__file__).resolve().parents[1] / "data" / "real-recipes"  # copies of shared/
@@ -67,3 +70,66 @@ def test_app_env_identity_extra_env_and_incremental_compose_file(tmp_path: Path)
     assert env["COMPOSE_FILE"] == "compose.yml:compose.smtp.yml"
     assert env["SMTP_HOST"] == "mail"
     assert env["APP_CONF_VERSION"] == "v3"
+
+
+def test_env_forms_read_as_abra_reads_them() -> None:
+    parsed = parse_env(
+        'COMPOSE_FILE="compose.yml"\n'
+        'COMPOSE_FILE="$COMPOSE_FILE:compose.postgres.yml"\n'  # later lines see earlier ones
+        "export BRACED=${COMPOSE_FILE}:x.yml\n"
+        "SINGLE='$COMPOSE_FILE stays # as is'\n"  # single quotes: literal
+        'ESCAPED="a \\$HOME, a \\"quote\\", a\\nnewline"\n'
+        "DEFAULTED=${UNSET:-fallback}\n"
+        "EMPTY=\n"
+        "DEFAULT_IF_EMPTY=${EMPTY:-used}\n"
+        "DEFAULT_IF_UNSET=${EMPTY-unused}\n"
+        "NESTED=${UNSET:-$DEFAULTED/x}\n"
+        "URL=https://$DOMAIN/path # a comment, $DOMAIN not in it\n"
+        "SECRET_X_VERSION=v1 # length=12 charset=hex\n"
+        'SECRET_Y_VERSION="v2" # generate=false\n',
+        outer={"DOMAIN": "app.example"},
+    )
+    assert parsed.values == {
+        "COMPOSE_FILE": "compose.yml:compose.postgres.yml",
+        "BRACED": "compose.yml:compose.postgres.yml:x.yml",
+        "SINGLE": "$COMPOSE_FILE stays # as is",
+        "ESCAPED": 'a $HOME, a "quote", a\nnewline',
+        "DEFAULTED": "fallback",
+        "EMPTY": "",
+        "DEFAULT_IF_EMPTY": "used",
+        "DEFAULT_IF_UNSET": "",
+        "NESTED": "fallback/x",
+        "URL": "https://app.example/path",
+        "SECRET_X_VERSION": "v1",
+        "SECRET_Y_VERSION": "v2",
+    }
+    assert parsed.modifiers == {
+        "SECRET_X_VERSION": {"length": "12", "charset": "hex"},
+        "SECRET_Y_VERSION": {"generate": "false"},
+    }
+
+
+def test_the_host_environment_is_never_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CCCI_FORGE_TOKEN", "do-not-leak")
+    assert parse_env("LEAK=$CCCI_FORGE_TOKEN\n").values == {"LEAK": ""}
+
+
+def test_an_unterminated_quote_names_its_line() -> None:
+    with pytest.raises(PlanError, match=r"^\.env\.sample:2: B: unterminated quoted value$"):
+        parse_env('A=1\nB="open\n')
+
+
+def test_the_apps_domain_replaces_the_samples_for_the_lines_below(tmp_path: Path) -> None:
+    (tmp_path / ".env.sample").write_text(
+        "TYPE=x\nDOMAIN=x.example.com\nURL=https://${DOMAIN}/\nCOMPOSE_FILE=compose.yml\n"
+        'COMPOSE_FILE="$COMPOSE_FILE:compose.db.yml"\n'
+    )
+    env, _ = app_env(
+        "x",
+        tmp_path,
+        "x-1.localhost",
+        "x-1_localhost",
+        {"COMPOSE_FILE": "${COMPOSE_FILE}:compose.smtp.yml"},
+    )
+    assert env["URL"] == "https://x-1.localhost/"
+    assert env["COMPOSE_FILE"] == "compose.yml:compose.db.yml:compose.smtp.yml"
