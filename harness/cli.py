@@ -1,6 +1,7 @@
 """``cc-ci``: the harness from the shell.
 
-    cc-ci run [RECIPE ...] [-- PYTEST ARGS]   the lifecycle, as `pytest recipes/<name>` runs it
+    cc-ci run [RECIPE ...] [--tiers …] [-- PYTEST ARGS]
+                                              the lifecycle, as `pytest recipes/<name>` runs it
     cc-ci plan CHECKOUT [-e KEY=VALUE ...]    the resolved deploy plan of a recipe checkout
     cc-ci lint CHECKOUT                       the recipe lint rules R001-R016
     cc-ci compare RUN_A [RUN_B]               level and timing changes between two runs
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import CcciError
+from harness.settings import OPTIONS
 
 RECIPES_DIR = Path("recipes")
 
@@ -80,6 +82,11 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
             (recipe_dir / "recipe_meta.py").write_text('"""Defaults (ad hoc run)."""\n')
             targets.append(str(recipe_dir))
             # Ids read <name>::install, and run dirs still land in ./runs.
+            if args.catalogue:
+                raise CcciError(
+                    f"{name}: a recipe repo is tested from its own directory's"
+                    " catalogue; --catalogue does not apply"
+                )
             options = [
                 "--catalogue",
                 str(path.resolve().parent),
@@ -98,6 +105,13 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     if len(repo_dirs) > 1:
         raise CcciError(f"recipe repos from several directories: {', '.join(sorted(repo_dirs))}")
     runs = _Documents()
+    for option in OPTIONS:  # the harness's own options, given to `cc-ci run` directly
+        value = getattr(args, option.replace("-", "_"))
+        if value is not None:
+            if option == "runs-dir" and "--runs-dir" in options:
+                options[options.index("--runs-dir") + 1] = value
+                continue
+            options += [f"--{option}", value]
     with scratch:
         code = int(pytest.main([*targets, *options, *pytest_args], plugins=[runs]))
     below = [
@@ -287,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the lifecycle of recipes (default: all demos)")
     run.add_argument("recipes", nargs="*", help="recipe dirs, names or repos")
+    for option, help_text in OPTIONS.items():
+        run.add_argument(f"--{option}", help=help_text)
     plan = commands.add_parser("plan", help="print the deploy plan of a recipe checkout")
     plan.add_argument("checkout", type=Path)
     plan.add_argument("--recipe", help="the recipe name (default: the checkout dir's name)")

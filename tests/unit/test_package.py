@@ -129,3 +129,21 @@ def test_cli_compare_refuses_what_it_cannot_compare(
     assert "runs of different recipes: alpha, beta" in capsys.readouterr().err
     assert cli.main(["compare", str(tmp_path / "a-1")]) == 1
     assert "no earlier run of alpha" in capsys.readouterr().err
+
+
+def test_cc_ci_run_takes_the_harness_options_directly(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipes" / "web"
+    recipe.mkdir(parents=True)
+    (recipe / "recipe_meta.py").write_text("")
+    cc_ci = [sys.executable, "-m", "harness.cli", "run", "web"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cc_ci, *args], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        )
+
+    bad = run("--tiers", "bogus")
+    assert "--tiers: unknown tier(s) bogus" in bad.stdout + bad.stderr
+    selected = run("--tiers", "install", "--", "--collect-only", "-q")
+    assert "2/5 tests collected (3 deselected)" in selected.stdout, selected.stdout
+    assert run("--", "--collect-only", "-q").stdout.count("web::") == 5  # after --: pytest's
