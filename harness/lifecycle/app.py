@@ -197,12 +197,19 @@ class App:
         """The deployed labels must name what we deployed (a rollback or an old spec shows
         other ones)."""
         assert self.stamp is not None
+        assert self.plan is not None
         with self.run.tracer.span("stamp", app=self.name) as span:
-            service = self.stack.service("app")
+            carrier = self.plan.stamp_service
+            service = self.stack.service(carrier)
             if service is None:
-                raise StampError(f"{self.name}: no app service to carry the deploy stamp")
+                raise StampError(f"{self.name}: no {carrier} service to carry the deploy stamp")
             prefix = f"coop-cloud.{self.name}."
             seen = {k[len(prefix) :]: v for k, v in service.labels.items() if k.startswith(prefix)}
+            labelled = self.plan.version_service
+            if labelled and labelled != carrier:  # the version label is on another service
+                other = self.stack.service(labelled)
+                version = other.labels.get(f"{prefix}version") if other is not None else None
+                seen = {**seen, "version": version} if version is not None else seen
             span.context["labels"] = seen
             if seen.get("chaos-version") != self.stamp.chaos_version:
                 raise StampError(

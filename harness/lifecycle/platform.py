@@ -130,7 +130,7 @@ def deploy_config(
         deploy = spec.setdefault("deploy", {})
         deploy["labels"] = {**(deploy.get("labels") or {}), **label}
         spec["labels"] = {**(spec.get("labels") or {}), **label}
-        if svc == "app":
+        if svc == plan.stamp_service:
             deploy["labels"].update(stamp.labels(plan.stack, plan.recipe))
     for section in ("volumes", "configs"):
         for key, spec in (config.get(section) or {}).items():

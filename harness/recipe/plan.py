@@ -53,17 +53,31 @@ class Plan:
     volumes: tuple[str, ...]
     web: tuple[str, int] | None  # (service, container port) that serves HTTP
     backup: dict[str, dict[str, str]]  # service -> its backupbot.* labels
-    version_label: str | None  # the app service's coop-cloud.<stack>.version
+    version_label: str | None  # coop-cloud.<stack>.version, on the app service or another
+    version_service: str | None  # the service that carries it (app first)
     timeout: int | None  # coop-cloud.<stack>.timeout
     warnings: tuple[str, ...] = field(default=())
     policy: tuple[Violation, ...] = field(default=())  # what the deploy policy refuses
+
+    @property
+    def stamp_service(self) -> str:
+        """Where abra's deploy stamps go: the app service, else the version label's."""
+        if "app" in self.images or not self.images:
+            return "app"
+        return self.version_service or next(iter(self.images))
 
     def describe(self) -> str:
         """The plan as a maintainer reads it."""
         lines = [
             f"recipe {self.recipe}: stack {self.stack}, domain {self.domain}",
             f"compose files: {', '.join(self.compose_files)}",
-            f"version label: {self.version_label or '(none)'}",
+            "version label: "
+            + (
+                f"{self.version_label} (on service {self.version_service})"
+                if self.version_service
+                else f"(none: no service has coop-cloud.{self.stack}.version;"
+                f" looked at {', '.join(self.images) or 'no service'})"
+            ),
             "services:",
             *(f"  {svc}: {img}" for svc, img in self.images.items()),
             "secrets:",
@@ -133,6 +147,9 @@ def make_plan(
     labels = {svc: (spec.get("deploy") or {}).get("labels") or {} for svc, spec in services.items()}
     app_labels = labels.get("app", {})
     timeout = app_labels.get(f"coop-cloud.{stack}.timeout")
+    version_key = f"coop-cloud.{stack}.version"
+    carriers = sorted((svc != "app", svc) for svc, lbl in labels.items() if version_key in lbl)
+    carrier = carriers[0][1] if carriers else None
     return Plan(
         recipe=recipe,
         stack=stack,
@@ -149,7 +166,8 @@ def make_plan(
             for svc, lbl in labels.items()
             if any(k.startswith("backupbot.") for k in lbl)
         },
-        version_label=app_labels.get(f"coop-cloud.{stack}.version"),
+        version_label=labels[carrier].get(version_key) if carrier else None,
+        version_service=carrier,
         policy=tuple(
             policy.check(config, publishes_ports=publishes_ports)
             + policy.escapes(checkout, config, documents)

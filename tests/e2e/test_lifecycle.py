@@ -253,3 +253,30 @@ def test_custom_tests_of_two_recipes_with_one_basename_do_not_collide(
     assert "recipes/alpha/functional/test_app.py::test_alpha" in listed.stdout
     assert "recipes/beta/functional/test_app.py::test_beta" in listed.stdout
     assert "import file mismatch" not in listed.stdout + listed.stderr
+
+
+def test_a_version_label_on_another_service_is_where_the_stamp_check_reads_it(
+    workspace: Workspace,
+) -> None:
+    """The release's version label on a second service (not app): install and the upgrade
+    from the previous release check it there."""
+    sidecar = (
+        "  sidecar:\n"
+        "    image: cc-ci/busybox:bookworm\n"
+        "    command: [sleep, '3600']\n"
+        "    deploy:\n"
+        "      labels:\n"
+        '        - "coop-cloud.${STACK_NAME}.version=@VERSION@"\n'
+        "networks:\n"
+    )
+    compose = WEB_APP.replace('        - "coop-cloud.${STACK_NAME}.version=@VERSION@"\n', "")
+    compose = compose.replace("networks:\n  proxy:", sidecar + "  proxy:", 1)
+    workspace.recipe("sidecar", [("1.0.0+1", compose), ("1.1.0+1", compose)])
+    session = workspace.pytest("recipes/sidecar", "--tiers", "install,upgrade")
+    assert session.tier_outcomes == {
+        "recipes/sidecar::install": "PASSED",
+        "recipes/sidecar::upgrade": "PASSED",
+    }, session.output
+    [doc] = session.results()
+    assert {s.get("version") for s in doc["stamps"].values()} == {"1.1.0+1", "1.0.0+1"}
+    session.assert_nothing_left()

@@ -24,6 +24,7 @@ def plan_with(labels: dict[str, str], mounts: dict[str, str]) -> Plan:
         web=None,
         backup={"app": labels},
         version_label=None,
+        version_service=None,
         timeout=None,
     )
 

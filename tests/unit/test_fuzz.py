@@ -100,6 +100,7 @@ def test_backup_labels_of_any_value_select_or_refuse(labels: dict[str, str]) -> 
         web=None,
         backup={"app": labels},
         version_label=None,
+        version_service=None,
         timeout=None,
     )
     refused = ""

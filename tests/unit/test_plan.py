@@ -157,3 +157,42 @@ def test_each_defect_is_one_clear_error(
 ) -> None:
     with pytest.raises(PlanError, match=message):
         plan_of(recipe(tmp_path, compose, sample))
+
+
+def test_the_version_label_is_found_on_whichever_service_carries_it(tmp_path: Path) -> None:
+    on_web = """\
+        version: "3.8"
+        services:
+          web:
+            image: cc-ci/busybox:bookworm
+            deploy:
+              labels: ["coop-cloud.${STACK_NAME}.version=2.1.0+1.4"]
+          worker:
+            image: cc-ci/busybox:bookworm
+        """
+    plan = plan_of(recipe(tmp_path, on_web, ""))
+    assert (plan.version_label, plan.version_service) == ("2.1.0+1.4", "web")
+    assert plan.stamp_service == "web"  # no app service: the stamps go with the label
+    assert "version label: 2.1.0+1.4 (on service web)" in plan.describe()
+
+
+def test_no_version_label_says_where_it_looked(tmp_path: Path) -> None:
+    unlabelled = GOOD.replace("coop-cloud.${STACK_NAME}.version", "x")
+    plan = plan_of(recipe(tmp_path, unlabelled, "SECRET_DB_PASSWORD_VERSION=v1\n"))
+    assert plan.version_service is None
+    assert plan.stamp_service == "app"
+    assert (
+        "version label: (none: no service has coop-cloud.t_localhost.version; looked at app)"
+        in plan.describe()
+    )
+
+
+def test_the_app_service_is_preferred_when_several_carry_a_version(tmp_path: Path) -> None:
+    both = GOOD.replace(
+        "    secrets:\n      db_password:",
+        "      db:\n        image: x\n        deploy:\n          labels:\n"
+        '            - "coop-cloud.${STACK_NAME}.version=9.9.9+9"\n'
+        "    secrets:\n      db_password:",
+    )
+    plan = plan_of(recipe(tmp_path, both, "SECRET_DB_PASSWORD_VERSION=v1\n"))
+    assert (plan.version_label, plan.version_service) == ("1.0.0+1", "app")
