@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 import shlex
 import tarfile
 from collections.abc import Mapping
@@ -73,11 +74,27 @@ def _volume_mounts(spec: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+# The labels backup-bot-two reads; any other backupbot.* label is refused by name, never
+# ignored (a backup that skips what the recipe asked for is not its backup).
+_KNOWN = re.compile(
+    r"^backupbot\.(backup|backup\.path|(backup|restore)\.(pre|post)-hook"
+    r"|backup\.volumes\.[^.]+(\.path)?)$"
+)
+_OLDER = {
+    "backupbot.backup.command": "an older backup-bot's label: its command is not run; dump"
+    " with backupbot.backup.pre-hook and name the dump with backupbot.backup.path",
+}
+
+
 def selections(plan: Plan) -> list[Selection]:
     found = []
     for service, labels in plan.backup.items():
         if str(labels.get("backupbot.backup", "")).lower() != "true":
             continue
+        for label in labels:
+            if not _KNOWN.match(label):
+                why = _OLDER.get(label, "not a label backup-bot-two reads")
+                raise PlanError(f"service {service}: backup label {label}: {why}")
         mounts = _volume_mounts(plan.config["services"][service])
         volumes: dict[str, tuple[str, ...]] = dict.fromkeys(mounts, ("",))
         for key in mounts:

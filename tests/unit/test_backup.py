@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from harness.errors import PlanError
@@ -79,6 +81,30 @@ def test_hooks_and_disabled_backups() -> None:
 def test_legacy_path_outside_every_volume_is_named() -> None:
     labels = {"backupbot.backup": "true", "backupbot.backup.path": "/etc/app"}
     with pytest.raises(PlanError, match=r"backupbot.backup.path /etc/app of app is on no volume"):
+        selections(plan_with(labels, MOUNTS))
+
+
+def test_a_legacy_absolute_path_is_mapped_onto_its_volume_as_backup_bot_did() -> None:
+    target = next(iter(MOUNTS.values()))
+    labels = {"backupbot.backup": "true", "backupbot.backup.path": f"{target}/db,{target}"}
+    (selected,) = selections(plan_with(labels, MOUNTS))
+    assert selected.volumes == {next(iter(MOUNTS)): ("db", "")}
+
+
+@pytest.mark.parametrize(
+    ("label", "says"),
+    [
+        ("backupbot.backup.command", "an older backup-bot's label: its command is not run"),
+        ("backupbot.backup.volumes", "not a label backup-bot-two reads"),
+        ("backupbot.restore.command", "not a label backup-bot-two reads"),
+        ("backupbot.backup.pre_hook", "not a label backup-bot-two reads"),
+    ],
+)
+def test_a_backup_label_cc_ci_does_not_read_is_refused_by_name(label: str, says: str) -> None:
+    labels = {"backupbot.backup": "true", label: "pg_dump -f /tmp/x"}
+    with pytest.raises(PlanError, match=rf"^service app: backup label {re.escape(label)}: "):
+        selections(plan_with(labels, MOUNTS))
+    with pytest.raises(PlanError, match=re.escape(says)):
         selections(plan_with(labels, MOUNTS))
 
 
