@@ -42,18 +42,19 @@ def _meta(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     from harness.lifecycle.platform import detect
-    from harness.recipe.appenv import app_env
+    from harness.recipe.appenv import app_env, identity
     from harness.recipe.plan import make_plan
 
     checkout = args.checkout.resolve()
     if not (checkout / "compose.yml").is_file():
         raise CcciError(f"{args.checkout}: not a recipe checkout (no compose.yml)")
     extra = dict(args.env)
-    recipe = args.recipe or checkout.name
+    recipe, source = identity(args.recipe or checkout.name, checkout)
     domain = f"{recipe}.plan.localhost"
     env, sample = app_env(recipe, checkout, domain, domain.replace(".", "_"), extra)
     # The low-port rule applies where the platform publishes the recipe's own ports.
     publishes = detect().ipvs
+    print(f"identity: {recipe} (from {source})")
     print(make_plan(recipe, checkout, env, sample, publishes_ports=publishes).describe())
     return 0
 

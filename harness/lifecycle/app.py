@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -26,7 +25,7 @@ from harness.lifecycle.hooks import HookCtx, call, load_deps, raised, verdict
 from harness.lifecycle.platform import Stamp, deploy_config, limits
 from harness.lifecycle.waits import HookProbe, HttpHealth, wait_for
 from harness.recipe import catalogue, policy
-from harness.recipe.appenv import app_env
+from harness.recipe.appenv import app_env, identity
 from harness.recipe.catalogue import Checkout
 from harness.recipe.plan import Plan, make_plan
 from harness.swarm import Stack, ensure_image
@@ -66,7 +65,7 @@ class App:
     def named(cls, run: Run, role: str, number: int, tree: Checkout, port: int | None) -> App:
         """The app's identity: ``<recipe>-<run id><role><n>.localhost``, short enough that
         every swarm name made from it stays under 64 characters."""
-        short = re.sub(r"[^a-z0-9-]", "-", run.name.lower())[:20].strip("-")
+        short = identity(run.name, tree.path)[0][:20].strip("-")
         domain = f"{short}-{run.id}{role[0]}{number}.localhost"
         return cls(run, role, Stack(domain.replace(".", "_")), domain, tree, port)
 
@@ -132,7 +131,8 @@ class App:
         extra = self._extra_env(op, run.meta.EXTRA_ENV)
         if upgrade:
             extra.update(self._extra_env(op, run.meta.UPGRADE_EXTRA_ENV))
-        self.env, sample = app_env(run.name, self.tree.path, self.domain, self.name, extra)
+        recipe, _ = identity(run.name, self.tree.path)
+        self.env, sample = app_env(recipe, self.tree.path, self.domain, self.name, extra)
         if run.recipe.install_steps is not None:
             self._install_steps()
         if run.recipe.overlay is not None:  # the harness's copy: the tree now differs from any tag
@@ -141,7 +141,7 @@ class App:
             release = None
         with run.tracer.span("plan", app=self.name, sha=self.tree.sha):
             plan = self.plan = make_plan(
-                run.name, self.tree.path, self.env, sample, publishes_ports=run.platform.ipvs
+                recipe, self.tree.path, self.env, sample, publishes_ports=run.platform.ipvs
             )
         for warning in plan.warnings:
             log.warning("%s: %s", self.name, warning)

@@ -22,7 +22,7 @@ from pathlib import Path
 from harness.errors import PlanError
 from harness.recipe.policy import inside
 
-__all__ = ["EnvFile", "abra_exports", "app_env", "expand", "parse_env"]
+__all__ = ["EnvFile", "abra_exports", "app_env", "expand", "identity", "parse_env"]
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 _REF = re.compile(
@@ -114,10 +114,30 @@ def abra_exports(path: Path) -> dict[str, str]:
     return parse_env("\n".join(exports)).values
 
 
+def identity(name: str, checkout: Path) -> tuple[str, str]:
+    """The recipe's identity — ``RECIPE=`` or ``TYPE=`` of its .env.sample, else ``name``
+    (its directory's) — made fit for swarm names (lowercase letters, digits, ``-``), and
+    where it came from, as ``plan`` shows it."""
+    values: dict[str, str] = {}
+    sample = inside(checkout, ".env.sample", "env file")
+    if sample.is_file():
+        try:
+            values = parse_env(_text(sample)).values
+        except PlanError:
+            values = {}  # the plan names the defect
+    raw, source = next(
+        ((values[k], f"{k} in .env.sample") for k in ("RECIPE", "TYPE") if values.get(k)),
+        (name, "the directory name"),
+    )
+    clean = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")[:40] or "recipe"
+    return clean, source if clean == raw else f"{source} {raw!r}, made fit for swarm names"
+
+
 def app_env(
     recipe: str, checkout: Path, domain: str, stack: str, extra: Mapping[str, str]
 ) -> tuple[dict[str, str], EnvFile]:
-    """The env an app is deployed with, and the parsed .env.sample (for its modifiers)."""
+    """The env an app is deployed with, and the parsed .env.sample (for its modifiers).
+    ``recipe`` is the recipe's identity (``identity``): its ``TYPE``."""
     sample_path = inside(checkout, ".env.sample", "env file")
     if not sample_path.is_file():
         raise PlanError(

@@ -133,3 +133,21 @@ def test_the_apps_domain_replaces_the_samples_for_the_lines_below(tmp_path: Path
     )
     assert env["URL"] == "https://x-1.localhost/"
     assert env["COMPOSE_FILE"] == "compose.yml:compose.db.yml:compose.smtp.yml"
+
+
+def test_the_identity_is_the_samples_type_else_the_directory_fit_for_swarm_names(
+    tmp_path: Path,
+) -> None:
+    from harness.recipe.appenv import identity
+
+    (tmp_path / ".env.sample").write_text("TYPE=custom-php\n")
+    assert identity("owner+custom-php", tmp_path) == ("custom-php", "TYPE in .env.sample")
+    (tmp_path / ".env.sample").write_text("RECIPE=lasuite-docs\nTYPE=old\n")
+    assert identity("x", tmp_path) == ("lasuite-docs", "RECIPE in .env.sample")
+    (tmp_path / ".env.sample").write_text("DOMAIN=x.example.com\n")
+    assert identity("Owner+My_Recipe", tmp_path) == (
+        "owner-my-recipe",
+        "the directory name 'Owner+My_Recipe', made fit for swarm names",
+    )
+    (tmp_path / ".env.sample").write_text('TYPE="broken\n')
+    assert identity("ok", tmp_path) == ("ok", "the directory name")  # the plan says why
