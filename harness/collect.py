@@ -75,6 +75,7 @@ class RecipeDir(pytest.Directory):
             runs_root=chosen.runs_dir,
             deadline=chosen.run_deadline,
             upgrade_from=chosen.upgrade_from,
+            pull=chosen.pull,
             tiers=tuple(dict.fromkeys(selected)),
         )
 

@@ -31,6 +31,7 @@ OPTIONS = {
     " (default: every one the recipe dir's TIERS names)",
     "upgrade-from": "the release tag the upgrade tier starts from (default: the recipe dir's"
     " UPGRADE_FROM, else the release before the candidate)",
+    "pull": "when images are pulled: missing (default), always (but images built here), never",
     "runs-dir": "where run dirs are written (default: runs/ under the rootdir)",
     "run-deadline": "seconds a recipe's run may take, every wait included (default: 3600)",
     "janitor-age": "seconds after which resources of dead runs are swept (default: 60)",
@@ -44,6 +45,7 @@ class Settings:
     tiers: tuple[str, ...]
     runs_dir: Path
     upgrade_from: str | None = None
+    pull: str = "missing"
     run_deadline: float = 3600.0
     janitor_age: float = 60.0
 
@@ -92,12 +94,16 @@ def resolve(config: pytest.Config) -> Settings:
         )
     runs_dir, _ = _value(config, "runs-dir")
     upgrade_from, _ = _value(config, "upgrade-from")
+    pull, source = _value(config, "pull")
+    if pull is not None and pull not in ("missing", "always", "never"):
+        raise pytest.UsageError(f"{source}: {pull!r} is not a pull policy (missing, always, never)")
     return Settings(
         catalogue=catalogue or _default_catalogue(),
         ref=ref,
         tiers=tiers,
         runs_dir=Path(runs_dir) if runs_dir else config.rootpath / "runs",
         upgrade_from=upgrade_from,
+        pull=pull or "missing",
         run_deadline=_seconds(config, "run-deadline", 3600.0),
         janitor_age=_seconds(config, "janitor-age", 60.0),
     )

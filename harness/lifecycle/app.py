@@ -28,7 +28,7 @@ from harness.recipe import catalogue, policy
 from harness.recipe.appenv import app_env, identity
 from harness.recipe.catalogue import Checkout
 from harness.recipe.plan import Plan, make_plan
-from harness.swarm import Stack, ensure_image
+from harness.swarm import Stack, ensure_images
 
 if TYPE_CHECKING:
     from harness.lifecycle.run import Run
@@ -163,8 +163,8 @@ class App:
         self.deploy_file.write_text(deploy.render_deploy_file(config))
         with run.tracer.span("secrets", app=self.name):
             deploy.create_secrets(plan, run.id)
-            for service, image in plan.images.items():
-                ensure_image(image, service, pull=run.platform.name != "local")
+        with run.tracer.span("pull", app=self.name, policy=run.pull):
+            ensure_images(plan.images, run.pull, catalogue.CACHE_DIR / "pulls")
 
     def launch(self, op: str, *, upgrade: bool = False) -> None:
         """``docker stack deploy`` of what ``prepare`` wrote; then ``pre_install`` (or

@@ -52,12 +52,14 @@ class Run:
         platform: Platform | None = None,
         tiers: Sequence[str] = (*TIERS, "lint"),
         upgrade_from: str | None = None,
+        pull: str = "missing",
     ) -> None:
         self.recipe = recipe
         self.name = recipe.recipe
         self.meta: Any = recipe.meta
         self.catalogue, self.ref = catalogue, ref
         self.upgrade_from = upgrade_from  # the run's choice of base, over UPGRADE_FROM
+        self.pull = pull  # the image pull policy: missing, always, never
         self.tiers = tuple(tiers)  # the tiers this run was asked for, in lifecycle order
         self.platform = platform or detect()
         self.deadline = Deadline(deadline)

@@ -8,6 +8,7 @@ is shown when nobody listens (xdist workers, the library used on its own).
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 
 __all__ = ["WORDS", "showing", "step"]
@@ -34,12 +35,15 @@ WORDS = {
 }
 
 _sink: Callable[[str], None] | None = None
+_saying = threading.Lock()  # parallel pulls say their progress from several threads
 
 
 def step(text: str) -> None:
     """Say what the run does now (a span name or a sentence)."""
-    if _sink is not None:
-        _sink(WORDS.get(text, text))
+    sink = _sink
+    if sink is not None:
+        with _saying:
+            sink(WORDS.get(text, text))
 
 
 @contextlib.contextmanager

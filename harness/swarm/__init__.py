@@ -22,10 +22,11 @@ from harness.swarm.events import Wakeup
 from harness.swarm.helper import HelperResult, run_helper
 from harness.swarm.resources import (
     KINDS,
+    PULL_POLICIES,
     Resource,
     create_secret,
     create_volume,
-    ensure_image,
+    ensure_images,
     labelled,
     ready_nodes,
     remove_labelled,
@@ -35,6 +36,7 @@ from harness.swarm.stacks import NAMESPACE_LABEL, ExecResult, Service, Stack
 __all__ = [
     "KINDS",
     "NAMESPACE_LABEL",
+    "PULL_POLICIES",
     "ExecResult",
     "HelperResult",
     "Resource",
@@ -43,7 +45,7 @@ __all__ = [
     "Wakeup",
     "create_secret",
     "create_volume",
-    "ensure_image",
+    "ensure_images",
     "labelled",
     "ping",
     "ready_nodes",

@@ -4,21 +4,28 @@ images checked or pulled, nodes counted."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from harness.errors import DeployError, last_line
+from filelock import FileLock
+
+from harness.errors import DeployError, EngineError, last_line
 from harness.reports import progress
 from harness.swarm.engine import client, timestamp, translated
 
 __all__ = [
     "KINDS",
+    "PULL_POLICIES",
     "Resource",
     "create_secret",
     "create_volume",
-    "ensure_image",
+    "ensure_images",
     "labelled",
     "ready_nodes",
     "remove_labelled",
@@ -109,34 +116,72 @@ def create_volume(name: str, labels: Mapping[str, str]) -> None:
         client().volumes.create(name=name, labels=dict(labels))
 
 
-def ensure_image(image: str, service: str, pull: bool) -> None:
-    """The image is present locally, or (``pull``) pulled now; a missing one is named."""
+PULL_POLICIES = ("missing", "always", "never")
+# Registry answers worth one more try; anything else (a name that does not resolve, a
+# refused connection: no registry here) fails at once.
+_TRANSIENT = re.compile(r"\b(50[234]|timeout|timed out|connection reset|EOF)\b", re.IGNORECASE)
+
+
+def ensure_images(images: Mapping[str, str], policy: str, locks: Path) -> None:
+    """Every image (service -> image) present as ``policy`` says — ``missing``: pulled if
+    absent; ``always``: pulled again, but for images built here (no registry digest),
+    used as they are; ``never``: only what is here — pulled side by side, each image once
+    across concurrent runs (a lock per image in ``locks``). The first failure is raised."""
+    first = {image: service for service, image in reversed(list(images.items()))}
+    locks.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = [pool.submit(_ensure, i, s, policy, locks) for i, s in first.items()]
+        for future in done:
+            future.result()
+
+
+def _local(image: str) -> Any:
     import docker
 
     with translated(f"checking image {image}"):
         try:
-            client().images.get(image)
-            return
+            return client().images.get(image)
         except docker.errors.ImageNotFound:
-            pass
-    if not pull:
+            return None
+
+
+def _ensure(image: str, service: str, policy: str, locks: Path) -> None:
+    here = _local(image)
+    if here is not None and (policy != "always" or not here.attrs.get("RepoDigests")):
+        return  # present (and, for always, built here: used as it is)
+    if policy == "never":
         raise DeployError(
-            f"image {image} (service {service}) is not present locally, and nothing is"
-            " pulled on the local platform: build it first (see demo/images)"
+            f"image {image} (service {service}) is not present locally, and --pull never"
+            " pulls nothing"
         )
-    try:
-        with translated(f"pulling {image}", refused=DeployError):
-            name, tag = _reference(image)
-            for event in client().api.pull(name, tag, stream=True, decode=True):
-                if "error" in event:
-                    raise DeployError(str(event["error"]))
-                said = " ".join(str(event.get(k, "")) for k in ("id", "status", "progress"))
-                progress.step(f"pulling {image}: {said.strip()}"[:120])
-    except DeployError as exc:
-        raise DeployError(
-            f"image {image} (service {service}) is not present locally and cannot be"
-            f" pulled: {last_line(str(exc))}"
-        ) from exc
+    key = hashlib.sha1(image.encode()).hexdigest()[:16]
+    with FileLock(locks / f"{key}.lock"):
+        if policy == "missing" and _local(image) is not None:
+            return  # another run pulled it meanwhile
+        for attempt in (1, 2):
+            try:
+                _pull(image)
+                return
+            except EngineError as exc:
+                if attempt == 2 or not _TRANSIENT.search(str(exc)):
+                    raise EngineError(
+                        f"image {image} (service {service}) cannot be pulled: {last_line(str(exc))}"
+                    ) from exc
+            except DeployError as exc:  # the registry says no such image, or no access
+                raise DeployError(
+                    f"image {image} (service {service}) cannot be pulled: {last_line(str(exc))}"
+                ) from exc
+
+
+def _pull(image: str) -> None:
+    """Pull ``image``, its progress said as steps."""
+    name, tag = _reference(image)
+    with translated(f"pulling {image}", refused=DeployError):
+        for event in client().api.pull(name, tag, stream=True, decode=True):
+            if "error" in event:
+                raise EngineError(str(event["error"]))
+            said = " ".join(str(event.get(k, "")) for k in ("id", "status", "progress"))
+            progress.step(f"pulling {image}: {said.strip()}"[:120])
 
 
 def _reference(image: str) -> tuple[str, str | None]:

@@ -280,3 +280,29 @@ def test_a_version_label_on_another_service_is_where_the_stamp_check_reads_it(
     [doc] = session.results()
     assert {s.get("version") for s in doc["stamps"].values()} == {"1.1.0+1", "1.0.0+1"}
     session.assert_nothing_left()
+
+
+def test_the_pull_policy_fails_fast_where_no_registry_answers(workspace: Workspace) -> None:
+    """An image that is not here: the default policy (missing) tries the registry, which
+    this machine cannot reach — an infra failure naming the image, in seconds; --pull
+    never says so at once; an image built here is used as it is, even with --pull always."""
+    elsewhere = WEB_APP.replace("cc-ci/busybox:bookworm", "registry.invalid/nobody/app:1.0")
+    workspace.recipe("elsewhere", [("1.0.0+1", elsewhere)])
+    workspace.recipe("here", [("1.0.0+1", WEB_APP)])
+    started = time.monotonic()
+    session = workspace.pytest("recipes/elsewhere", "--tiers", "install")
+    took = time.monotonic() - started
+    [doc] = session.results()
+    install = doc["tiers"]["install"]
+    assert install["failure_class"] == "infra", install
+    assert install["reason"].startswith(
+        "EngineError: image registry.invalid/nobody/app:1.0 (service app) cannot be pulled: "
+    ), install
+    assert "\n" not in install["reason"]
+    assert took < 30, took  # the session's own start-up and teardown included
+    never = workspace.pytest("recipes/elsewhere", "--tiers", "install", "--pull", "never")
+    reason = never.results()[-1]["tiers"]["install"]["reason"]
+    assert "is not present locally, and --pull never pulls nothing" in reason
+    built_here = workspace.pytest("recipes/here", "--tiers", "install", "--pull", "always")
+    assert built_here.tier_outcomes == {"recipes/here::install": "PASSED"}, built_here.output
+    session.assert_nothing_left()
