@@ -5,6 +5,7 @@ its screenshot), rendered by chromium from an HTML template and kept in the run 
 from __future__ import annotations
 
 import base64
+import threading
 from pathlib import Path
 
 from playwright.sync_api import ViewportSize, sync_playwright
@@ -20,7 +21,25 @@ _SIZE: ViewportSize = {"width": 800, "height": 418}
 
 
 def render(run_dir: Path) -> Path:
-    """Render ``run_dir/card.png`` (its own chromium: callable from any thread)."""
+    """Render ``run_dir/card.png``, with a chromium of its own in a thread of its own: callable
+    from any thread, also one where a sync Playwright already runs."""
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            _render(run_dir)
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=work, name="card")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return run_dir / "card.png"
+
+
+def _render(run_dir: Path) -> None:
     run = _Run(run_dir.name, run_dir, load(run_dir))
     view = run.view()
     shot = run_dir / "screenshot.png"
@@ -49,4 +68,3 @@ def render(run_dir: Path) -> Path:
             page.screenshot(path=str(out))
         finally:
             browser.close()
-    return out

@@ -10,9 +10,9 @@ from pathlib import Path
 from urllib.parse import urldefrag, urljoin
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
-from harness.lifecycle.browser import CHROMIUM, CHROMIUM_ARGS
+from harness.lifecycle.browser import browser as shared_browser
 from harness.reports.site import build
 from tests.conftest import WEB_APP, Workspace
 
@@ -80,9 +80,8 @@ def _crawl(page: Page, start: str) -> tuple[set[str], list[str]]:
 
 
 def test_the_site_shows_every_recipe_and_every_link_resolves(site: Path) -> None:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
+    page = shared_browser().new_page()  # the session's one chromium (sync, this thread)
+    try:
         index = (site / "index.html").as_uri()
         pages, problems = _crawl(page, index)
         assert problems == []
@@ -107,7 +106,8 @@ def test_the_site_shows_every_recipe_and_every_link_resolves(site: Path) -> None
         assert {"Rungs", "Tiers", "Timeline", "Screenshot", "Customization", "Files"} <= set(
             headings
         )
-        browser.close()
+    finally:
+        page.close()
 
 
 def test_the_site_is_rebuilt_incrementally_and_leaves_no_partial_file(site: Path) -> None:
