@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import MetaError, PlanError, StampError, last_line
-from harness.lifecycle import backup, deploy
+from harness.lifecycle import backup, deploy, deps
 from harness.lifecycle.converge import Converged, converge, settle, watch
 from harness.lifecycle.hooks import HookCtx, call, load_deps, raised, verdict
 from harness.lifecycle.platform import Stamp, deploy_config, limits
@@ -155,7 +155,13 @@ class App:
         self.stamp = Stamp(chaos=release is None, chaos_version=self.tree.short + ("+U" * dirty))
         self.release = release
         config, overlays = deploy_config(
-            plan, run.platform, run.id, self.stamp, self.host_port, limits(run.meta.RESOURCES)
+            plan,
+            run.platform,
+            run.id,
+            self.stamp,
+            self.host_port,
+            limits(run.meta.RESOURCES),
+            attach=deps.networks(run),
         )
         run.add_overlays(overlays)
         self.deploys += 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -103,6 +103,7 @@ def deploy_config(
     stamp: Stamp,
     host_port: int | None,
     resources: Mapping[str, str] = DEFAULT_LIMITS,
+    attach: Sequence[str] = (),
 ) -> tuple[dict[str, Any], list[str]]:
     """The config to deploy for ``plan`` and the overlay lines applied to it."""
     config = copy.deepcopy(plan.config)
@@ -148,6 +149,16 @@ def deploy_config(
             overlays.append(f"network {key}: created by the stack (no shared proxy network here)")
         spec["labels"] = {**(spec.get("labels") or {}), **label}
         config["networks"][key] = spec
+    for n, name in enumerate(attach):  # the dependencies' networks, as they are
+        key = f"ccci_dependency_{n}"
+        networks[key] = {"external": True, "name": name}
+        for spec in services.values():
+            joined = spec.setdefault("networks", ["default"])
+            if isinstance(joined, list):
+                joined.append(key)
+            else:
+                joined[key] = None
+        overlays.append(f"all services: join dependency network {name}")
     if not platform.ipvs:
         for svc, spec in services.items():
             spec["deploy"]["endpoint_mode"] = "dnsrr"

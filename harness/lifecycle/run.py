@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import CcciError, MetaError
-from harness.lifecycle import janitor, teardown
+from harness.lifecycle import deps, janitor, teardown
 from harness.lifecycle.app import App
 from harness.lifecycle.backup import Archive, Selection
-from harness.lifecycle.hooks import call, raised
+from harness.lifecycle.hooks import DEPS_FILE_ENV, call, raised
 from harness.lifecycle.platform import Platform, detect
 from harness.lifecycle.waits import Deadline
 from harness.recipe import catalogue, manifest
@@ -53,6 +53,7 @@ class Run:
         tiers: Sequence[str] = (*TIERS, "lint"),
         upgrade_from: str | None = None,
         pull: str = "missing",
+        nested: bool = False,
     ) -> None:
         self.recipe = recipe
         self.name = recipe.recipe
@@ -60,6 +61,8 @@ class Run:
         self.catalogue, self.ref = catalogue, ref
         self.upgrade_from = upgrade_from  # the run's choice of base, over UPGRADE_FROM
         self.pull = pull  # the image pull policy: missing, always, never
+        self.nested = nested  # a dependency's run: the process's env and logs stay the recipe's
+        self.dependencies: list[Run] = []  # the runs of the recipe's DEPS, once provided
         self.tiers = tuple(tiers)  # the tiers this run was asked for, in lifecycle order
         self.platform = platform or detect()
         self.deadline = Deadline(deadline)
@@ -93,15 +96,17 @@ class Run:
         self.op_state: dict[str, dict[str, Any]] = {}
         self._op_state_file = self.dir / "op_state.json"
         write_json(self._op_state_file, self.op_state)
-        self._op_state_before = os.environ.get(OP_STATE_ENV)
-        os.environ[OP_STATE_ENV] = str(self._op_state_file)  # for the custom tests
+        self._env_before = {k: os.environ.get(k) for k in (OP_STATE_ENV, DEPS_FILE_ENV)}
         self.tracer = Tracer(self.dir / "trace.json", f"run {self.name}", run_id=self.id)
         self._log = logging.FileHandler(self.dir / "harness.log")
         self._log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        package = logging.getLogger("harness")
-        package.setLevel(min(package.getEffectiveLevel(), logging.INFO))
-        for handler in (self.tracer, self._log):
-            package.addHandler(handler)
+        if not nested:
+            os.environ[OP_STATE_ENV] = str(self._op_state_file)  # for the custom tests
+            os.environ.pop(DEPS_FILE_ENV, None)  # until this run's DEPS are provided
+            package = logging.getLogger("harness")
+            package.setLevel(min(package.getEffectiveLevel(), logging.INFO))
+            for handler in (self.tracer, self._log):
+                package.addHandler(handler)
         log.info("%s", manifest.render(self.name, self.manifest))
 
     def needs_app_after(self, tier: str) -> bool:
@@ -121,7 +126,10 @@ class Run:
         return self.candidate
 
     def new_app(self, role: str, ref: str) -> App:
-        """A fresh app with its own checkout at ``ref``."""
+        """A fresh app with its own checkout at ``ref`` (the recipe's DEPS provided first;
+        a dependency's own DEPS are not)."""
+        if self.meta.DEPS and not self.dependencies and not self.nested:
+            deps.provide(self)
         self.fetch()
         assert self.mirror is not None
         number = len(self.stacks)
@@ -172,24 +180,40 @@ class Run:
         self.results.save()
 
     def close(self) -> list[str]:
-        """Remove everything of the run and assert that nothing is left."""
+        """Remove everything of the run — its dependencies' runs last: the app was on
+        their networks — and assert that nothing is left."""
+        removed: list[str] = []
         try:
             with self.tracer.span("teardown", stacks=self.stacks) as span:
-                removed = teardown.remove_run(self.id, self.stacks)
+                removed += teardown.remove_run(self.id, self.stacks)
                 span.context["removed"] = len(removed)
                 teardown.assert_no_leftovers(self.id, self.stacks)
         finally:
-            janitor.release_ports(self.id)
-            self.lease.release()
-            self.results.finish()
-            self.tracer.close_run("finished")
-            package = logging.getLogger("harness")
-            for handler in (self.tracer, self._log):
-                package.removeHandler(handler)
-            self._log.close()
-            if self._op_state_before is None:
-                os.environ.pop(OP_STATE_ENV, None)
-            else:
-                os.environ[OP_STATE_ENV] = self._op_state_before
+            left: list[CcciError] = []
+            for dependency in reversed(self.dependencies):
+                try:
+                    removed += dependency.close()
+                except CcciError as exc:  # each is closed, whatever another left
+                    left.append(exc)
+            self._release()
+            if left:
+                raise left[0]
         log.info("run %s: removed %d resources, nothing left", self.id, len(removed))
         return removed
+
+    def _release(self) -> None:
+        """The run's port claims, lease, results, trace, log and environment."""
+        janitor.release_ports(self.id)
+        self.lease.release()
+        self.results.finish()
+        self.tracer.close_run("finished")
+        package = logging.getLogger("harness")
+        for handler in (self.tracer, self._log):
+            package.removeHandler(handler)
+        self._log.close()
+        if not self.nested:
+            for name, value in self._env_before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

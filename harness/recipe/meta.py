@@ -230,13 +230,15 @@ RecipeMeta = dataclasses.make_dataclass(
 
 OPS_FILE = "ops.py"
 OPS_HOOKS = ("pre_install", "pre_upgrade", "pre_backup", "pre_restore", "pre_custom")
+PROVIDE_HOOK = "provide"  # a dependency's: what the recipes that name it in DEPS get
 INSTALL_STEPS = "install_steps.sh"
 OVERLAY = "compose.ccci.yml"
 
 
 def load_ops(recipe_dir: Path) -> dict[str, Callable[..., Any]]:
-    """The ``pre_<tier>(ctx)`` hooks of ``recipe_dir/ops.py``, signature-checked; a
-    ``pre_*`` name that is no hook is refused with a suggestion, like an unknown key."""
+    """The ``pre_<tier>(ctx)`` hooks (and ``provide(ctx)``) of ``recipe_dir/ops.py``,
+    signature-checked; a ``pre_*`` name that is no hook is refused with a suggestion, like
+    an unknown key."""
     path = Path(recipe_dir) / OPS_FILE
     if not path.is_file():
         return {}
@@ -244,9 +246,9 @@ def load_ops(recipe_dir: Path) -> dict[str, Callable[..., Any]]:
     hooks: dict[str, Callable[..., Any]] = {}
     problems = []
     for name, value in namespace.items():
-        if not name.startswith("pre_") or not callable(value):
+        if not (name.startswith("pre_") or name == PROVIDE_HOOK) or not callable(value):
             continue
-        if name not in OPS_HOOKS:
+        if name not in (*OPS_HOOKS, PROVIDE_HOOK):
             close = difflib.get_close_matches(name, OPS_HOOKS, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             problems.append(f"{path}: unknown hook {name}{hint}; hooks are {', '.join(OPS_HOOKS)}")

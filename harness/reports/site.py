@@ -155,6 +155,8 @@ def _runs(runs_dir: Path, out_dir: Path) -> list[_Run]:
         # A run dir has its op_state.json; a site's public copy of a run never does.
         if out_dir in path.parents or not (path.parent / "op_state.json").is_file():
             continue
+        if path.parent.parent.name == "deps":  # a dependency's run, shown with its recipe's
+            continue
         try:
             doc = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -1,11 +1,13 @@
 """The service: a Starlette app taking webhook deliveries, and the threads behind it.
 
     POST /hook          Gitea/Forgejo deliveries: signature checked before anything is
-                        parsed (401), then JSON (400); a ``!testme`` comment on a PR is
-                        recorded (durably) and answered 202, anything else 200, ignored
+                        parsed (401), then JSON (400); a ``!testme`` comment on a PR, or a
+                        push to the default branch (a base run), is recorded (durably) and
+                        answered 202; anything else 200, ignored
     GET  /jobs/{id}     a job's page: its state, verdict and run (the statuses link here)
-    GET  /runs/job-N/RUN/FILE   the public artifacts of a run (results, trace, log, screenshot)
     GET  /healthz       the queue's counts
+    GET  /…             the dashboard of the runs dir (``cc-ci report``): each run's page
+                        and its public files, rebuilt after each job
 
 Threads: the *intake* takes recorded comments in (permission, options, supersede, the
 pending status and the queued comment); *workers* (``parallel`` of them) run queued jobs

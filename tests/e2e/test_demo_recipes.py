@@ -93,7 +93,7 @@ def test_results_json_validates_and_says_how_far_each_got(
     assert install["name"] == "install"
     steps = [(c["name"], c["context"].get("app", "")) for c in install["children"]]
     mine = [name for name, app in steps if "i0_" in app or name == "fetch"]
-    assert mine[:6] == ["fetch", "plan", "policy", "secrets", "deploy", "converge"], steps
+    assert mine[:7] == ["fetch", "plan", "policy", "secrets", "pull", "deploy", "converge"], steps
     if recipe not in ("badbackup", "crashloop"):  # those have no earlier release
         # the upgrade's base is deployed while the install converges
         assert any(name == "deploy" and "u1_" in app for name, app in steps), steps
@@ -109,7 +109,17 @@ def test_trace_has_a_span_for_every_step(demo_session: Session, recipe: str) -> 
     def names(span: dict[str, Any]) -> set[str]:
         return {span["name"]}.union(*(names(c) for c in span["children"]))
 
-    steps = {"fetch", "plan", "secrets", "deploy", "converge", "stamp", "probe", "screenshot"}
+    steps = {
+        "fetch",
+        "plan",
+        "secrets",
+        "pull",
+        "deploy",
+        "converge",
+        "stamp",
+        "probe",
+        "screenshot",
+    }
     steps |= {"policy", "seed", "verify", "settle", "backup", "restore", "teardown"}
     assert steps <= names(trace), steps - names(trace)
 

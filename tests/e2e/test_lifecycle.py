@@ -54,17 +54,6 @@ def test_completed_one_shot_does_not_block_convergence(workspace: Workspace) -> 
     assert "3 deselected" in session.output  # upgrade, backup, restore (lint always runs)
 
 
-def test_missing_image_is_named_not_waited_for(workspace: Workspace) -> None:
-    compose = WEB_APP.replace("cc-ci/busybox:bookworm", "cc-ci-test/absent:1")
-    workspace.recipe("noimage", [("1.0.0+1", compose)])
-    started = time.monotonic()
-    session = workspace.pytest("recipes/noimage", "--tiers", "install")
-    assert session.tier_outcomes == {"recipes/noimage::install": "FAILED"}, session.output
-    assert "image cc-ci-test/absent:1 (service app) is not present locally" in session.output
-    assert time.monotonic() - started < 120
-    session.assert_nothing_left()
-
-
 def test_tier_ids_selection_and_unverifiable_upgrade(workspace: Workspace) -> None:
     workspace.recipe("untagged", [("v2.4.8", WEB_APP)])  # a lightweight, non-semver tag
     listed = subprocess.run(

@@ -137,3 +137,22 @@ def test_the_limits_deploy_on_docker_as_written(plan: Plan, tmp_path: Path) -> N
         "memory": str(memory_bytes("1G")),
         "pids": 1024,
     }
+
+
+def test_every_service_joins_the_dependencies_networks_as_they_are(plan: Plan) -> None:
+    config = {**plan.config, "services": {**plan.config["services"], "init": {"image": "x"}}}
+    with_init = Plan(**{**plan.__dict__, "config": config})
+    joined, overlays = deploy_config(
+        with_init,
+        Platform("local", ipvs=False),
+        "run42",
+        STAMP,
+        40123,
+        attach=["idp-ab12cdd0_localhost_proxy"],
+    )
+    network = joined["networks"]["ccci_dependency_0"]
+    assert network == {"external": True, "name": "idp-ab12cdd0_localhost_proxy"}  # not ours
+    assert "ccci_dependency_0" in joined["services"]["app"]["networks"]
+    # A service that had no networks keeps the stack's default one, and joins too.
+    assert joined["services"]["init"]["networks"] == ["default", "ccci_dependency_0"]
+    assert "all services: join dependency network idp-ab12cdd0_localhost_proxy" in overlays
