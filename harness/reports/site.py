@@ -27,8 +27,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from harness.recipe.manifest import redact
 from harness.reports.results import RUNGS
 
 __all__ = ["PUBLIC_FILES", "Built", "badge", "build"]
@@ -271,10 +273,19 @@ def _manifest(doc: dict[str, Any]) -> str:
 
 def _run_page(env: Environment, run: _Run, out: Path) -> None:
     files = []
-    for name in (*PUBLIC_FILES, *sorted(p.name for p in run.dir.glob("deploy-*.yml"))):
+    for name in PUBLIC_FILES:
         if (run.dir / name).is_file():
             _copy(run.dir / name, out / name)
             files.append(name)
+    for deploy_file in sorted(run.dir.glob("deploy-*.yml")):
+        # The public copy: env values with secret-shaped names (a client secret an app got
+        # from its identity provider, say) are redacted.
+        try:
+            shown = yaml.safe_dump(redact(yaml.safe_load(deploy_file.read_text())), sort_keys=False)
+        except (OSError, yaml.YAMLError):
+            continue
+        _write(out / deploy_file.name, shown)
+        files.append(deploy_file.name)
     view = run.view() | {
         "screenshot": "screenshot.png" in files,
         "archives": _archives(run.dir),

@@ -10,13 +10,14 @@ from typing import Any
 import jsonschema
 import pytest
 
+from harness.lifecycle import teardown
 from harness.recipe.catalogue import DEFAULT_CATALOGUE
 from tests.conftest import Session, Workspace
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMOS = ("radicale", "kinto", "crashloop", "badupgrade", "badbackup")
+DEMOS = ("radicale", "kinto", "crashloop", "badupgrade", "badbackup", "idp", "jupyterhub")
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,8 @@ def demo_session(tmp_path_factory: pytest.TempPathFactory) -> Session:
         ("crashloop", ("XFAIL", "SKIPPED", "SKIPPED", "SKIPPED")),  # designed: install
         ("badupgrade", ("PASSED", "XFAIL", "SKIPPED", "SKIPPED")),  # designed: upgrade
         ("badbackup", ("PASSED", "SKIPPED", "XFAIL", "SKIPPED")),  # designed: backup
+        # JupyterHub 5.4 -> 5.5, users from the idp dependency over OpenID Connect
+        ("jupyterhub", ("PASSED", "PASSED", "PASSED", "PASSED")),
     ],
 )
 def test_each_demo_reaches_its_designed_outcome(
@@ -75,7 +78,15 @@ SCHEMA = json.loads((ROOT / "docs" / "results.schema.json").read_text())
 
 @pytest.mark.parametrize(
     ("recipe", "level"),
-    [("radicale", 5), ("kinto", 5), ("crashloop", 0), ("badupgrade", 1), ("badbackup", 1)],
+    [
+        ("radicale", 5),
+        ("kinto", 5),
+        ("crashloop", 0),
+        ("badupgrade", 1),
+        ("badbackup", 1),
+        ("idp", 5),  # install and lint; the rest declared n/a
+        ("jupyterhub", 5),
+    ],
 )
 def test_results_json_validates_and_says_how_far_each_got(
     demo_session: Session, recipe: str, level: int
@@ -94,11 +105,27 @@ def test_results_json_validates_and_says_how_far_each_got(
     steps = [(c["name"], c["context"].get("app", "")) for c in install["children"]]
     mine = [name for name, app in steps if "i0_" in app or name == "fetch"]
     assert mine[:7] == ["fetch", "plan", "policy", "secrets", "pull", "deploy", "converge"], steps
-    if recipe not in ("badbackup", "crashloop"):  # those have no earlier release
+    if recipe not in ("badbackup", "crashloop", "idp"):  # those have no earlier release
         # the upgrade's base is deployed while the install converges
         assert any(name == "deploy" and "u1_" in app for name, app in steps), steps
     assert trace["status"] == "finished"
     assert (run_dir / "harness.log").read_text().count("INFO") > 3
+
+
+def test_jupyterhub_logs_a_user_in_through_its_identity_provider(demo_session: Session) -> None:
+    """The idp dependency is provided first (a run of its own, in the run's deps/), the
+    Playwright test logs in through the provider's own login page, and both runs leave
+    nothing behind."""
+    login = (
+        "recipes/jupyterhub/playwright/test_login.py"
+        "::test_a_user_logs_in_through_the_identity_provider"
+    )
+    assert demo_session.outcomes.get(login) == "PASSED", demo_session.output
+    (run_dir,) = demo_session.runs_dir.glob("jupyterhub-*")
+    (dep_dir,) = (run_dir / "deps").glob("idp-*")
+    entry = json.loads((run_dir / "deps.json").read_text())["idp"]
+    assert entry["internal_url"].startswith("http://idp-")
+    assert teardown.leftovers(dep_dir.name.rsplit("-", 1)[1]) == {}
 
 
 @pytest.mark.parametrize("recipe", ["radicale", "kinto"])

@@ -43,3 +43,22 @@ def test_badges_and_card_levels_are_readable(level: int) -> None:
 def test_contrast_is_computed_as_wcag_defines_it() -> None:
     assert round(contrast("#000000", "#ffffff"), 1) == 21.0
     assert round(contrast("#767676", "#ffffff"), 2) == 4.54
+
+
+def test_the_public_copy_of_a_deploy_file_hides_secret_shaped_values(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "hub-20261124-000000-abc123"
+    run.mkdir(parents=True)
+    (run / "op_state.json").write_text("{}")
+    (run / "results.json").write_text(
+        '{"recipe": "hub", "rungs": {}, "level": 0, "started": "2026-11-24T00:00:00+00:00"}'
+    )
+    (run / "deploy-hub-1.yml").write_text(
+        "services:\n  app:\n    environment:\n"
+        "      OAUTH_CLIENT_SECRET: s3cr3t-from-the-idp\n      PUBLIC_URL: http://x\n"
+    )
+    built = site.build(tmp_path / "runs", tmp_path / "site")
+    assert built.runs == 1
+    shown = (tmp_path / "site" / "runs" / run.name / "deploy-hub-1.yml").read_text()
+    assert "s3cr3t-from-the-idp" not in shown
+    assert "OAUTH_CLIENT_SECRET: '***'" in shown
+    assert "PUBLIC_URL: http://x" in shown
