@@ -196,3 +196,26 @@ def test_the_app_service_is_preferred_when_several_carry_a_version(tmp_path: Pat
     )
     plan = plan_of(recipe(tmp_path, both, "SECRET_DB_PASSWORD_VERSION=v1\n"))
     assert (plan.version_label, plan.version_service) == ("1.0.0+1", "app")
+
+
+@pytest.mark.parametrize("name", ["custom-php-2021", "gaseous", "traefik-2021"])
+def test_every_real_recipe_plans_and_lints_as_its_repository_holds_it(
+    tmp_path: Path, name: str
+) -> None:
+    """The copies in shared/ leave out some files of the repository's HEAD (SOURCE.txt lists
+    them); with those present, as abra sees the repository, every real recipe plans — and
+    lints without an error — whatever its other defects."""
+    import yaml
+
+    from harness.recipe.lint import lint, summary
+
+    checkout = tmp_path / name
+    shutil.copytree(REAL / name, checkout)
+    source = yaml.safe_load((checkout / "SOURCE.txt").read_text())
+    for missing in set(source["all_files_in_HEAD"]) - set(source["copied_files"]):
+        if not (checkout / missing).exists():
+            (checkout / missing).write_text("")
+    plan = plan_of(checkout)
+    assert plan.images
+    assert "version label: " in plan.describe()
+    assert summary(lint(checkout))["status"] == "pass"
