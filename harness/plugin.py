@@ -133,6 +133,25 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return RecipeScopeScheduling(config, log)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """Ctrl-C can land on an instruction CPython gives no line number (a function's first
+    one): pytest's report of the interrupt then fails on that traceback entry, and the
+    session ends without its teardown. Such entries are dropped before pytest reports."""
+    seen: set[int] = set()
+    error: BaseException | None = excinfo.value
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        tb = error.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            lineno: int | None = tb.tb_next.tb_lineno  # None there, whatever typeshed says
+            if lineno is None:
+                tb.tb_next = tb.tb_next.tb_next
+            else:
+                tb = tb.tb_next
+        error = error.__cause__ or error.__context__
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     browser = sys.modules.get("harness.lifecycle.browser")  # started only if it was used
     if browser is not None:

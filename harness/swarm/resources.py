@@ -128,11 +128,27 @@ def ensure_images(images: Mapping[str, str], policy: str, locks: Path) -> None:
     used as they are; ``never``: only what is here — pulled side by side, each image once
     across concurrent runs (a lock per image in ``locks``). The first failure is raised."""
     first = {image: service for service, image in reversed(list(images.items()))}
-    locks.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        done = [pool.submit(_ensure, i, s, policy, locks) for i, s in first.items()]
-        for future in done:
+    todo = [(i, s) for i, s in first.items() if not _usable(_local(i), policy)]
+    if len(todo) <= 1:  # the usual case: everything is here, checked in this thread
+        for image, service in todo:
+            _ensure(image, service, policy, locks)
+        return
+    pool = ThreadPoolExecutor(max_workers=4)
+    try:
+        for future in [pool.submit(_ensure, i, s, policy, locks) for i, s in todo]:
             future.result()
+    except KeyboardInterrupt:
+        # Raised afresh here: the executor's own frames can carry no line number, which
+        # breaks pytest's report of the interrupt (and the run's exit code with it).
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise KeyboardInterrupt from None
+    pool.shutdown()
+
+
+def _usable(here: Any, policy: str) -> bool:
+    """Whether a local image (or None) is used as it is: present, and for ``always``
+    built here (no registry digest)."""
+    return here is not None and (policy != "always" or not here.attrs.get("RepoDigests"))
 
 
 def _local(image: str) -> Any:
@@ -146,8 +162,7 @@ def _local(image: str) -> Any:
 
 
 def _ensure(image: str, service: str, policy: str, locks: Path) -> None:
-    here = _local(image)
-    if here is not None and (policy != "always" or not here.attrs.get("RepoDigests")):
+    if _usable(_local(image), policy):
         return  # present (and, for always, built here: used as it is)
     if policy == "never":
         raise DeployError(
@@ -155,6 +170,7 @@ def _ensure(image: str, service: str, policy: str, locks: Path) -> None:
             " pulls nothing"
         )
     key = hashlib.sha1(image.encode()).hexdigest()[:16]
+    locks.mkdir(parents=True, exist_ok=True)
     with FileLock(locks / f"{key}.lock"):
         if policy == "missing" and _local(image) is not None:
             return  # another run pulled it meanwhile
