@@ -181,52 +181,61 @@ def _serve(args: argparse.Namespace) -> int:
     import os
 
     from harness.serve.service import Config, serve
+    from harness.settings import ini_values
+
+    ini = ini_values(Path.cwd())  # read here, once: no other command needs it
+
+    def setting(name: str, default: str | None = None) -> str | None:
+        """The flag, else ``CCCI_<NAME>``, else ``ccci_<name>`` in the ini, else ``default``."""
+        given = getattr(args, name)
+        if given is not None:
+            return str(given)
+        return os.environ.get(f"CCCI_{name.upper()}") or ini.get(f"ccci_{name}", default)
+
+    def words(flag: list[str] | None, name: str) -> tuple[str, ...]:
+        raw = os.environ.get(f"CCCI_{name.upper()}") or ini.get(f"ccci_{name}", "")
+        return tuple(flag if flag is not None else raw.replace(",", " ").split())
+
+    def number(name: str, default: str, kind: type[float] | type[int]) -> float:
+        raw = setting(name, default)
+        try:
+            return kind(raw or default)
+        except ValueError:
+            raise CcciError(f"serve: {name.replace('_', '-')} {raw!r} is not a number") from None
 
     token, secret = os.environ.get("CCCI_FORGE_TOKEN"), os.environ.get("CCCI_WEBHOOK_SECRET", "")
-    if not args.forge_url:
+    forge_url, listen = setting("forge_url"), str(setting("listen", "127.0.0.1:8088"))
+    poll = number("poll", "0", float) or None
+    repos, orgs = words(args.repo, "repos"), words(args.org, "orgs")
+    if not forge_url:
         raise CcciError("serve: no forge: give --forge-url or CCCI_FORGE_URL")
     if not token:
         raise CcciError("serve: no forge token: set CCCI_FORGE_TOKEN")
-    if not secret and not args.poll:
+    if not secret and not poll:
         raise CcciError("serve: no webhook secret: set CCCI_WEBHOOK_SECRET, or poll (--poll)")
-    if args.poll and not args.repo:
+    if poll and not repos:
         raise CcciError("serve: --poll needs the repositories to poll (--repo OWNER/NAME)")
-    _host, sep, port = args.listen.rpartition(":")
+    _host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit():
-        raise CcciError(f"serve: --listen {args.listen!r} is not HOST:PORT")
+        raise CcciError(f"serve: --listen {listen!r} is not HOST:PORT")
     return serve(
         Config(
-            forge_url=args.forge_url,
+            forge_url=forge_url,
             token=token,
             secret=secret,
-            state_dir=Path(args.state_dir).resolve(),
-            runs_dir=Path(args.runs_dir).resolve(),
-            public_url=(args.public_url or f"http://{args.listen}").rstrip("/"),
-            listen=args.listen,
-            parallel=args.parallel,
-            repos=tuple(args.repo),
-            orgs=tuple(args.org),
-            poll=args.poll,
+            state_dir=Path(str(setting("state_dir", "state"))).resolve(),
+            runs_dir=Path(str(setting("runs_dir", "runs"))).resolve(),
+            public_url=(setting("public_url") or f"http://{listen}").rstrip("/"),
+            listen=listen,
+            parallel=int(number("parallel", "1", int)),
+            repos=repos,
+            orgs=orgs,
+            poll=poll,
             recipes_dir=RECIPES_DIR,
-            run_deadline=args.run_deadline,
-            janitor_age=args.janitor_age,
+            run_deadline=number("run_deadline", "3600", float),
+            janitor_age=number("janitor_age", "60", float),
         )
     )
-
-
-def _env_default(name: str, default: str | None = None) -> str | None:
-    """An option's default: ``CCCI_<NAME>``, else ``ccci_<name>`` in the ini, else ``default``."""
-    import os
-
-    from harness.settings import ini_values
-
-    return os.environ.get(f"CCCI_{name}") or ini_values(Path.cwd()).get(
-        f"ccci_{name.lower()}", default
-    )
-
-
-def _env_list(name: str) -> list[str]:
-    return [v for v in (_env_default(name) or "").replace(",", " ").split() if v]
 
 
 def _add_serve(commands: Any) -> None:
@@ -235,38 +244,35 @@ def _add_serve(commands: Any) -> None:
         help="run `!testme` from pull-request comments (Gitea/Forgejo)",
         description="Token and webhook secret come from the environment only:"
         " CCCI_FORGE_TOKEN, CCCI_WEBHOOK_SECRET. Every option is also CCCI_<NAME> in the"
-        " environment and ccci_<name> in the ini file.",
+        " environment and ccci_<name> in the ini file; a flag wins over both.",
     )
     add = serve.add_argument
-    add("--forge-url", default=_env_default("FORGE_URL"), help="the forge's base URL")
-    add("--listen", default=_env_default("LISTEN", "127.0.0.1:8088"), help="HOST:PORT")
-    add("--state-dir", default=_env_default("STATE_DIR", "state"), help="its durable state")
-    add("--runs-dir", default=_env_default("RUNS_DIR", "runs"), help="where runs are kept")
-    add("--public-url", default=_env_default("PUBLIC_URL"), help="base of the links it posts")
-    add("--parallel", type=int, default=int(_env_default("PARALLEL", "1") or 1))
+    add("--forge-url", help="the forge's base URL")
+    add("--listen", help="HOST:PORT (default: 127.0.0.1:8088)")
+    add("--state-dir", help="its durable state (default: state)")
+    add("--runs-dir", help="where runs are kept (default: runs)")
+    add("--public-url", help="base of the links it posts (default: http://<listen>)")
+    add("--parallel", type=int, help="runs at a time (default: 1)")
     add(
         "--repo",
         action="append",
-        default=_env_list("REPOS"),
         metavar="OWNER/NAME",
-        help="a repository it serves (repeat; default: every one that delivers)",
+        help="a repository it serves (repeat; CCCI_REPOS; default: every one that delivers)",
     )
     add(
         "--org",
         action="append",
-        default=_env_list("ORGS"),
         metavar="ORG",
-        help="members of this organisation may start runs too (repeat)",
+        help="members of this organisation may start runs too (repeat; CCCI_ORGS)",
     )
     add(
         "--poll",
         type=float,
-        default=_env_default("POLL"),
         metavar="SECONDS",
         help="read new comments of open PRs this often (where no webhook can be registered)",
     )
-    add("--run-deadline", type=float, default=float(_env_default("RUN_DEADLINE", "3600") or 0))
-    add("--janitor-age", type=float, default=float(_env_default("JANITOR_AGE", "60") or 0))
+    add("--run-deadline", type=float, help="as for cc-ci run (default: 3600)")
+    add("--janitor-age", type=float, help="as for cc-ci run (default: 60)")
 
 
 def _report(args: argparse.Namespace) -> int:
