@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import CcciError, InfraError, MetaError
-from harness.lifecycle.hooks import DEPS_FILE_ENV, call, raised
+from harness.lifecycle.hooks import DEPS_FILE_ENV, call_named
 from harness.recipe import customization
+from harness.recipe.meta import PROVIDE_HOOK
 from harness.reports.results import write_json
 
 if TYPE_CHECKING:
@@ -94,14 +95,9 @@ def _start(dep: Run) -> dict[str, Any]:
     if app.plan.web is not None:
         service, port = app.plan.web
         entry["internal_url"] = f"http://{app.stack.service_name(service)}:{port}"
-    hook = dep.recipe.ops.get("provide")
+    hook = dep.recipe.ops.get(PROVIDE_HOOK)
     if hook is not None:
-        try:
-            given = call(hook, app.ctx("provide"), seconds=dep.deadline.left())
-        except CcciError:
-            raise
-        except Exception as exc:
-            raise MetaError(f"provide raised at {raised(hook, exc)}") from exc
+        given = call_named(PROVIDE_HOOK, hook, app.ctx("provide"), seconds=dep.deadline.left())
         if not isinstance(given, Mapping):
             raise MetaError(f"provide returned {type(given).__name__}, not a dict of the entry")
         entry.update(given)

@@ -19,14 +19,14 @@ from typing import Any
 
 import httpx
 
-from harness.errors import CcciError, InfraError, ProbeError, last_line
+from harness.errors import CcciError, InfraError, MetaError, ProbeError, last_line
 from harness.lifecycle.waits import Wait, wait_for
 from harness.recipe.manifest import redact
 from harness.recipe.meta import defined_at
 from harness.recipe.sandbox import bounded
 from harness.swarm import ExecResult, Stack
 
-__all__ = ["ExecResult", "HookCtx", "call", "load_deps", "raised", "verdict"]
+__all__ = ["ExecResult", "HookCtx", "call", "call_named", "load_deps", "raised", "verdict"]
 
 DEPS_FILE_ENV = "CCCI_DEPS_FILE"
 EXEC_WAIT = 60.0
@@ -141,6 +141,17 @@ def call(hook: Callable[..., Any], *args: Any, seconds: float) -> Any:
     where = defined_at(hook) or repr(hook)
     with bounded(f"{where}: {getattr(hook, '__name__', 'hook')}", seconds):
         return hook(*args)
+
+
+def call_named(name: str, hook: Callable[..., Any], *args: Any, seconds: float) -> Any:
+    """``call`` an ops.py hook; what it raises fails as ``MetaError`` naming the hook's file
+    and line (cc-ci's own errors pass as they are)."""
+    try:
+        return call(hook, *args, seconds=seconds)
+    except CcciError:
+        raise
+    except Exception as exc:
+        raise MetaError(f"{name} raised at {raised(hook, exc)}") from exc
 
 
 def verdict(hook: Callable[..., Any], *args: Any, seconds: float) -> tuple[bool, str]:

@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.errors import CcciError, MetaError
+from harness.errors import CcciError
 from harness.lifecycle import deps, janitor, teardown
 from harness.lifecycle.app import App
 from harness.lifecycle.backup import Archive, Selection
-from harness.lifecycle.hooks import DEPS_FILE_ENV, call, raised
+from harness.lifecycle.hooks import DEPS_FILE_ENV, call_named
 from harness.lifecycle.platform import Platform, detect
 from harness.lifecycle.waits import Deadline
 from harness.recipe import catalogue, manifest
@@ -154,12 +154,7 @@ class Run:
         if hook is None:
             return
         with self.tracer.span(f"pre_{op}"):
-            try:
-                call(hook, app.ctx(op), seconds=self.deadline.left())
-            except CcciError:
-                raise
-            except Exception as exc:
-                raise MetaError(f"pre_{op} raised at {raised(hook, exc)}") from exc
+            call_named(f"pre_{op}", hook, app.ctx(op), seconds=self.deadline.left())
 
     def record(self, tier: str, **facts: Any) -> None:
         """What a tier did, for the custom tests (``op_state``): base tag, stamps seen,
