@@ -131,18 +131,14 @@ def ensure_images(images: Mapping[str, str], policy: str, locks: Path) -> None:
     todo = [(i, s) for i, s in first.items() if not _usable(_local(i), policy)]
     if len(todo) <= 1:  # the usual case: everything is here, checked in this thread
         for image, service in todo:
-            _ensure(image, service, policy, locks)
+            _obtain(image, service, policy, locks)
         return
     pool = ThreadPoolExecutor(max_workers=4)
     try:
-        for future in [pool.submit(_ensure, i, s, policy, locks) for i, s in todo]:
+        for future in [pool.submit(_obtain, i, s, policy, locks) for i, s in todo]:
             future.result()
-    except KeyboardInterrupt:
-        # Raised afresh here: the executor's own frames can carry no line number, which
-        # breaks pytest's report of the interrupt (and the run's exit code with it).
+    finally:  # on a failure or Ctrl-C: pulls not started never start, none is waited for
         pool.shutdown(wait=False, cancel_futures=True)
-        raise KeyboardInterrupt from None
-    pool.shutdown()
 
 
 def _usable(here: Any, policy: str) -> bool:
@@ -161,9 +157,8 @@ def _local(image: str) -> Any:
             return None
 
 
-def _ensure(image: str, service: str, policy: str, locks: Path) -> None:
-    if _usable(_local(image), policy):
-        return  # present (and, for always, built here: used as it is)
+def _obtain(image: str, service: str, policy: str, locks: Path) -> None:
+    """Pull an image that is not usable as it is here (``ensure_images`` checked)."""
     if policy == "never":
         raise DeployError(
             f"image {image} (service {service}) is not present locally, and --pull never"
