@@ -143,9 +143,9 @@ def app_env(
         raise PlanError(
             f"{recipe}: no .env.sample in the recipe (abra builds every app's env from it)"
         )
-    identity = {"TYPE": recipe, "DOMAIN": domain, "STACK_NAME": stack, "LETS_ENCRYPT_ENV": ""}
-    sample = parse_env(_text(sample_path), pinned=identity, outer=identity)
-    env = {"TYPE": recipe, **sample.values, **identity}
+    own = {"TYPE": recipe, "DOMAIN": domain, "STACK_NAME": stack, "LETS_ENCRYPT_ENV": ""}
+    sample = parse_env(_text(sample_path), pinned=own, outer=own)
+    env = {"TYPE": recipe, **sample.values, **own}  # TYPE first, as abra writes it
     env.setdefault("COMPOSE_FILE", "compose.yml")
     for name, value in extra.items():
         env[name] = expand(value, env)

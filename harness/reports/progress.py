@@ -1,7 +1,7 @@
 """What a run is doing now, for whoever shows it: the steps of the tier in progress.
 
 The lifecycle says ``step(name)`` as it goes (every trace span does, convergence says how
-many services are up); ``shown_by(sink)`` routes that to the terminal for a while. Nothing
+many services are up); ``showing(sink)`` routes that to the terminal for a while. Nothing
 is shown when nobody listens (xdist workers, the library used on its own).
 """
 

@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -67,15 +66,6 @@ def _write(path: Path, text: str | bytes) -> None:
         out.write(text.encode() if isinstance(text, str) else text)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
-
-
-def _copy(source: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-    os.close(fd)
-    shutil.copyfile(source, tmp)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, dest)
 
 
 def _seconds(seconds: float | None) -> str:
@@ -275,7 +265,7 @@ def _run_page(env: Environment, run: _Run, out: Path) -> None:
     files = []
     for name in PUBLIC_FILES:
         if (run.dir / name).is_file():
-            _copy(run.dir / name, out / name)
+            _write(out / name, (run.dir / name).read_bytes())
             files.append(name)
     for deploy_file in sorted(run.dir.glob("deploy-*.yml")):
         # The public copy: env values with secret-shaped names (a client secret an app got
