@@ -82,6 +82,7 @@ def _value(config: pytest.Config, name: str) -> tuple[str | None, str]:
 
 def resolve(config: pytest.Config) -> Settings:
     from harness.recipe.meta import TIERS
+    from harness.swarm import PULL_POLICIES
 
     catalogue, _ = _value(config, "catalogue")
     ref, _ = _value(config, "ref")
@@ -95,8 +96,10 @@ def resolve(config: pytest.Config) -> Settings:
     runs_dir, _ = _value(config, "runs-dir")
     upgrade_from, _ = _value(config, "upgrade-from")
     pull, source = _value(config, "pull")
-    if pull is not None and pull not in ("missing", "always", "never"):
-        raise pytest.UsageError(f"{source}: {pull!r} is not a pull policy (missing, always, never)")
+    if pull is not None and pull not in PULL_POLICIES:
+        raise pytest.UsageError(
+            f"{source}: {pull!r} is not a pull policy ({', '.join(PULL_POLICIES)})"
+        )
     return Settings(
         catalogue=catalogue or _default_catalogue(),
         ref=ref,
