@@ -44,7 +44,6 @@ class Outcome:
     verdict: str  # success | failure | error
     summary: str  # one line: the level, or the cause
     run_dir: Path | None
-    doc: dict[str, Any] | None
     stopped: bool = False  # ended by the service's own stop (not an attempt)
 
 
@@ -223,11 +222,11 @@ def _outcome(runs: Path, output: Path, killed_for: str) -> Outcome:
     run_dir = found[-1].parent if found else None
     if killed_for:
         stopped = killed_for == _STOPPED
-        return Outcome("error", f"infra: {killed_for}", run_dir, doc, stopped=stopped)
+        return Outcome("error", f"infra: {killed_for}", run_dir, stopped=stopped)
     if doc is None:
         tail = output.read_text(errors="replace").strip().splitlines()
         cause = next((t for t in reversed(tail) if t.startswith("cc-ci")), tail[-1] if tail else "")
-        return Outcome("error", f"infra: the run did not start: {cause[:200]}", None, None)
+        return Outcome("error", f"infra: the run did not start: {cause[:200]}", None)
     infra = [
         f"{tier}: {result['reason']}"
         for tier, result in doc["tiers"].items()
@@ -235,10 +234,10 @@ def _outcome(runs: Path, output: Path, killed_for: str) -> Outcome:
     ]
     level = f"level {doc['level']}/5"
     if infra:
-        return Outcome("error", f"{level}, infra: {last_line(infra[0])[:200]}", run_dir, doc)
+        return Outcome("error", f"{level}, infra: {last_line(infra[0])[:200]}", run_dir)
     if doc["level"] >= doc["expected_level"]:
-        return Outcome("success", level, run_dir, doc)
-    return Outcome("failure", f"{level}, expected {doc['expected_level']}", run_dir, doc)
+        return Outcome("success", level, run_dir)
+    return Outcome("failure", f"{level}, expected {doc['expected_level']}", run_dir)
 
 
 def kill_leftovers(state_dir: Path) -> list[int]:

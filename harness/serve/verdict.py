@@ -21,7 +21,6 @@ __all__ = [
     "queued",
     "refused",
     "running",
-    "status_description",
     "superseded",
 ]
 
@@ -61,10 +60,6 @@ def running(who: str, options: str, sha: str, doc: dict[str, Any] | None) -> str
         done = [f"{t} {_MARK.get(r['status'], r['status'])}" for t, r in doc["tiers"].items()]
         lines.append("Tiers so far: " + ", ".join(done))
     return "\n\n".join(lines)
-
-
-def status_description(doc: dict[str, Any] | None, summary: str) -> str:
-    return summary if doc is None else f"{summary} ({doc['recipe']})"
 
 
 def base_run(runs_dir: Path, recipe: str, base_ref: str, exclude: Path | None) -> Path | None:
