@@ -39,6 +39,9 @@ PUBLIC_FILES = ("results.json", "trace.json", "harness.log", "screenshot.png", "
 _SYMBOL = {"pass": "✓", "fail": "✗", "skip": "-", "unver": "?", "running": "…"}
 _COLOUR = {0: "#9b0c0c", 1: "#a34a00", 2: "#6b5d00", 3: "#35620b", 4: "#1e6b2f", 5: "#0b5d27"}
 BADGE_WIDTH = 88
+# What a run's page and its public files hold; raised when that changes, so that a site an
+# older cc-ci built is rebuilt whole (2: deploy files with secret-shaped values hidden).
+SITE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,7 @@ def _fresh(run: _Run, page: Path) -> bool:
     except FileNotFoundError:
         return False
     sources = [run.dir / n for n in (*PUBLIC_FILES, "op_state.json")]
+    sources += run.dir.glob("deploy-*.yml")
     return all(built >= s.stat().st_mtime for s in sources if s.exists())
 
 
@@ -303,9 +307,11 @@ def build(runs_dir: Path, out_dir: Path) -> Built:
     env = _environment()
     runs = _runs(runs_dir, out_dir)
     pages = skipped = 0
+    stamp = out_dir / "site-format"  # pages of an older format are all rebuilt
+    current = stamp.is_file() and stamp.read_text().strip() == str(SITE_FORMAT)
     for run in runs:
         page = out_dir / "runs" / run.key / "index.html"
-        if _fresh(run, page):
+        if current and _fresh(run, page):
             skipped += 1
             continue
         _run_page(env, run, page.parent)
@@ -330,6 +336,7 @@ def build(runs_dir: Path, out_dir: Path) -> Built:
             ),
         )
         recipes.append({"recipe": recipe, "latest": views[0]})
+    _write(stamp, f"{SITE_FORMAT}\n")
     _write(
         out_dir / "index.html",
         env.get_template("index.html.j2").render(

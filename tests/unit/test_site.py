@@ -62,3 +62,20 @@ def test_the_public_copy_of_a_deploy_file_hides_secret_shaped_values(tmp_path: P
     assert "s3cr3t-from-the-idp" not in shown
     assert "OAUTH_CLIENT_SECRET: '***'" in shown
     assert "PUBLIC_URL: http://x" in shown
+
+
+def test_a_site_of_an_older_format_is_rebuilt_whole(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "hub-20261124-000000-abc123"
+    run.mkdir(parents=True)
+    (run / "op_state.json").write_text("{}")
+    (run / "results.json").write_text('{"recipe": "hub", "rungs": {}, "level": 0}')
+    out = tmp_path / "site"
+    assert (site.build(tmp_path / "runs", out).pages, site.build(tmp_path / "runs", out).pages) == (
+        1,
+        0,
+    )
+    (out / "site-format").write_text("1\n")  # as an older cc-ci left it
+    assert site.build(tmp_path / "runs", out).pages == 1
+    assert (out / "site-format").read_text() == f"{site.SITE_FORMAT}\n"
+    (run / "deploy-hub-1.yml").write_text("services: {}\n")  # a deploy file is shown too
+    assert site.build(tmp_path / "runs", out).pages == 1
