@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["DependencyError", "networks", "provide"]
 
 log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
 class DependencyError(InfraError):
@@ -61,6 +64,8 @@ def _provide_all(run: Run) -> dict[str, Any]:
 
     entries: dict[str, Any] = {}
     for name in run.meta.DEPS:
+        if not _NAME.fullmatch(name):  # a recipe dir beside the recipe's, not a path
+            raise DependencyError(f"dependency {name!r}: not the name of a recipe dir")
         with run.tracer.span("dependency", recipe=name) as span:
             try:
                 dep = Run(

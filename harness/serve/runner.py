@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 JOB_ENV = "CCCI_SERVE_JOB"  # "<state dir>:<job id>" in every process of a job's run
 PRIVATE_ENV = ("CCCI_FORGE_TOKEN", "CCCI_WEBHOOK_SECRET")  # never handed to a run
 _POLL = 1.0  # seconds between looks at the run's results.json
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _STOPPED = "the service stopped"
 _GRACE = 60.0  # after the run deadline: SIGINT (teardown), then this long before SIGKILL
 
@@ -58,7 +60,13 @@ class Runner:
     def fetch(self, name: str, base_url: str, sha: str, heads: list[tuple[str, str]]) -> Path:
         """A catalogue of the service's own holding recipe ``name``: the base repo's
         branches and tags (the upgrade's releases), and ``sha`` — fetched from the first of
-        ``heads`` (clone URL, ref) that has it, as ``refs/ccci/<sha>``."""
+        ``heads`` (clone URL, ref) that has it, as ``refs/ccci/<sha>``. What the forge
+        answered reaches git as arguments only once it cannot be read as an option."""
+        if not _SHA.fullmatch(sha):
+            raise CatalogueError(f"{name}: {sha[:80]!r} is not a commit id")
+        for url in (base_url, *(u for u, _ in heads)):
+            if url.startswith("-"):
+                raise CatalogueError(f"{name}: {url[:80]!r} is not a clone URL")
         catalogue = self.state_dir / "catalogue"
         dest = catalogue / f"{name}.git"
         catalogue.mkdir(parents=True, exist_ok=True)

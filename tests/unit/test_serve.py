@@ -425,3 +425,37 @@ def test_serve_takes_flags_then_environment_then_ini(
     monkeypatch.setenv("CCCI_WEBHOOK_SECRET", "s")
     assert cli.main(["serve", "--listen", "nowhere"]) == 1
     assert "--listen 'nowhere' is not HOST:PORT" in capsys.readouterr().err
+
+
+# -- what the forge answers, as git sees it ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base", "sha", "heads", "says"),
+    [
+        ("/x", "--upload-pack=touch /tmp/pwned", [], "is not a commit id"),
+        ("/x", "abc", [], "is not a commit id"),
+        ("--upload-pack=touch /tmp/pwned", "a" * 40, [], "is not a clone URL"),
+        ("/x", "a" * 40, [("-c core.sshCommand=x", "refs/heads/x")], "is not a clone URL"),
+    ],
+)
+def test_the_forges_answers_reach_git_only_as_arguments(
+    tmp_path: Path, base: str, sha: str, heads: list[tuple[str, str]], says: str
+) -> None:
+    from harness.errors import CatalogueError
+    from harness.serve.runner import Runner
+
+    runner = Runner(tmp_path, tmp_path, tmp_path, 60.0, 60.0)
+    with pytest.raises(CatalogueError, match=says):
+        runner.fetch("webapp", base, sha, heads)
+    assert not (tmp_path / "catalogue").exists()  # refused before git ran
+
+
+def test_a_dependency_is_a_recipe_dir_name_not_a_path() -> None:
+    from types import SimpleNamespace
+
+    from harness.lifecycle.deps import DependencyError, provide
+
+    run = SimpleNamespace(meta=SimpleNamespace(DEPS=("../elsewhere",)), dependencies=[])
+    with pytest.raises(DependencyError, match="not the name of a recipe dir"):
+        provide(run)  # type: ignore[arg-type]
