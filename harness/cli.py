@@ -8,6 +8,9 @@
     cc-ci meta RECIPE_DIR                     validate a recipe dir's recipe_meta.py
     cc-ci report [RUNS_DIR] [OUT_DIR]         a static site of the runs (default runs/ runs/site/)
     cc-ci serve [--forge-url URL] [--poll S]  `!testme` on pull requests (docs/serve.md)
+    cc-ci watch [--repo OWNER/NAME] [--commit SHA]
+                                              follow a commit's Woodpecker/Drone pipeline
+    cc-ci job                                 the `!testme` job of a dispatched pipeline
 
 A RECIPE of ``run`` is a recipe dir (``recipes/<name>`` or a path holding recipe_meta.py),
 the name of one under ./recipes, or a recipe repo (a path holding compose.yml), which is
@@ -218,6 +221,14 @@ def _serve(args: argparse.Namespace) -> int:
     _host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit():
         raise CcciError(f"serve: --listen {listen!r} is not HOST:PORT")
+    dispatch, ci_repo = setting("dispatch"), setting("ci_repo")
+    api = None
+    if dispatch:
+        from harness.ci.api import connect
+
+        if not ci_repo:
+            raise CcciError("serve: --dispatch needs --ci-repo OWNER/NAME (its pipeline runs jobs)")
+        api = connect(dispatch, setting("ci_url") or "", os.environ.get("CCCI_CI_TOKEN", ""))
     return serve(
         Config(
             forge_url=forge_url,
@@ -234,6 +245,9 @@ def _serve(args: argparse.Namespace) -> int:
             recipes_dir=RECIPES_DIR,
             run_deadline=number("run_deadline", "3600", float),
             janitor_age=number("janitor_age", "60", float),
+            dispatch=api,
+            ci_repo=ci_repo or "",
+            ci_branch=str(setting("ci_branch", "main")),
         )
     )
 
@@ -271,8 +285,71 @@ def _add_serve(commands: Any) -> None:
         metavar="SECONDS",
         help="read new comments of open PRs this often (where no webhook can be registered)",
     )
+    add(
+        "--dispatch",
+        choices=("woodpecker", "drone"),
+        help="hand each job to this CI engine as a pipeline (token: CCCI_CI_TOKEN; docs/ci/)",
+    )
+    add("--ci-url", help="the CI engine's base URL (with --dispatch)")
+    add("--ci-repo", metavar="OWNER/NAME", help="the engine's repo whose pipeline runs jobs")
+    add("--ci-branch", help="the branch its pipeline runs on (default: main)")
     add("--run-deadline", type=float, help="as for cc-ci run (default: 3600)")
     add("--janitor-age", type=float, help="as for cc-ci run (default: 60)")
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """Exit 0 when the pipeline succeeded, 1 when it failed, 2 when it cannot be watched."""
+    import os
+    import time
+
+    from harness.ci.api import CannotWatch, connect
+    from harness.ci.watch import EXIT, follow
+    from harness.recipe.catalogue import git
+
+    try:
+        repo = args.repo or _remote_repo(git("remote", "get-url", "origin", cwd=Path.cwd()))
+        commit = (args.commit or git("rev-parse", "HEAD", cwd=Path.cwd())).strip().lower()
+        api = connect(
+            os.environ.get("CCCI_CI_ENGINE", ""),
+            os.environ.get("CCCI_CI_URL", ""),
+            os.environ.get("CCCI_CI_TOKEN", ""),
+        )
+        try:
+            pipeline = follow(
+                api,
+                repo,
+                time.monotonic() + args.deadline,
+                lambda line: print(f"cc-ci: {line}", flush=True),
+                commit=commit,
+            )
+        finally:
+            api.close()
+        assert pipeline is not None  # nothing stops it but the deadline
+    except CcciError as exc:  # CannotWatch, or no git remote / commit to watch
+        kind = "" if isinstance(exc, CannotWatch) else "cannot watch: "
+        print(f"cc-ci: error: {kind}{exc}", file=sys.stderr)
+        return 2
+    return EXIT.get(pipeline.outcome, 2)
+
+
+def _job(args: argparse.Namespace) -> int:
+    """Exit 0 on success, 1 on failure, 2 on an infra error; the outcome as one line."""
+    import os
+
+    from harness.serve.runner import run_dispatched
+
+    outcome = run_dispatched(os.environ, RECIPES_DIR)
+    print(f"cc-ci: job: {outcome.verdict}: {outcome.summary}", flush=True)
+    return {"success": 0, "failure": 1}.get(outcome.verdict, 2)
+
+
+def _remote_repo(url: str) -> str:
+    """``OWNER/NAME`` of a git remote URL (https://host/o/n.git, git@host:o/n.git)."""
+    path = url.strip().removesuffix("/").removesuffix(".git")
+    parts = path.replace(":", "/").split("/")
+    if len(parts) < 2 or not parts[-1] or not parts[-2]:
+        raise CcciError(f"the git remote {url.strip()[:80]!r} names no OWNER/NAME")
+    return f"{parts[-2]}/{parts[-1]}"
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -335,6 +412,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("runs_dir", type=Path, nargs="?", default=Path("runs"))
     report.add_argument("out_dir", type=Path, nargs="?")
     _add_serve(commands)
+    watch = commands.add_parser(
+        "watch",
+        help="follow a commit's CI pipeline to its end (exit 0 success, 1 failure, 2 cannot)",
+        description="The engine comes from CCCI_CI_ENGINE (woodpecker or drone), CCCI_CI_URL"
+        " and CCCI_CI_TOKEN (the token is never printed).",
+    )
+    commands.add_parser(
+        "job",
+        help="run the `!testme` job a dispatched pipeline carries (docs/ci/)",
+        description="Reads CCCI_JOB_ID, CCCI_RECIPE, CCCI_REPO_URL, CCCI_SHA, CCCI_REF,"
+        " CCCI_HEADS, CCCI_TIERS, CCCI_UPGRADE_FROM and CCCI_RUNS_DIR, as `cc-ci serve"
+        " --dispatch` sets them on the pipeline.",
+    )
+    watch.add_argument("--repo", metavar="OWNER/NAME", help="default: the git remote origin")
+    watch.add_argument("--commit", metavar="SHA", help="default: HEAD")
+    watch.add_argument(
+        "--deadline", type=float, default=3600.0, metavar="SECONDS", help="default: 3600"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -346,6 +441,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "compare": _compare,
             "serve": _serve,
             "report": _report,
+            "watch": _watch,
+            "job": _job,
         }
         return handlers[args.command](args)
     except CcciError as exc:

@@ -1,0 +1,241 @@
+"""The REST APIs of the CI engines cc-ci hands runs to, as it uses them, and nothing more.
+
+Woodpecker (``/api``, bearer token): ``GET /repos/lookup/{owner}/{name}`` for the repo's
+id, ``GET /repos/{id}/pipelines`` and ``GET /repos/{id}/pipelines/{number}``,
+``POST /repos/{id}/pipelines`` (a manual pipeline with variables).
+Drone (``/api``, bearer token): ``GET /repos/{owner}/{name}``, ``GET …/builds`` and
+``GET …/builds/{number}``, ``POST …/builds?branch=…&KEY=VALUE`` (a custom build with
+parameters).
+
+Both answer with their own shapes; each becomes a ``Pipeline`` here. A read is retried
+while the engine answers 5xx, 204, an empty body or not at all (list endpoints of both do
+that under load); a trigger is never retried, since a lost answer may still have made a
+pipeline — the caller looks for it by its marker variable instead. The token is sent in
+the ``Authorization`` header only, and no message here carries it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from harness.errors import InfraError
+
+__all__ = ["ENGINES", "Api", "CannotWatch", "Drone", "Pipeline", "Woodpecker", "connect"]
+
+RUNNING, SUCCESS, FAILURE = "running", "success", "failure"
+
+
+class CannotWatch(InfraError):
+    """The engine cannot be followed: auth refused, no such repo, or it did not answer."""
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    number: int
+    commit: str
+    status: str  # the engine's own word (pending, running, success, killed, …)
+    outcome: str  # running | success | failure
+    steps: tuple[str, ...] = ()  # the steps running now
+    url: str = ""
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+# The engine's words for a pipeline that has not ended (everything else has).
+_WOODPECKER_OPEN = {"created", "pending", "running", "blocked"}
+_DRONE_OPEN = {"pending", "running", "blocked", "waiting_on_dependencies"}
+
+
+class Api:
+    """What both engines share: the HTTP client, the retrying read, the trigger."""
+
+    engine = ""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=f"{self.url}/api",
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def read(self, path: str, deadline: float, **params: Any) -> Any:
+        """``GET path`` as JSON, retried with backoff until ``deadline`` (monotonic) while
+        the answer is 5xx, 204, empty or missing. 401/403 and 404 end it at once."""
+        delay = 0.25
+        while True:
+            try:
+                answer = self._http.get(path, params=params or None)
+            except httpx.HTTPError as exc:
+                state = type(exc).__name__
+            else:
+                if answer.status_code in (401, 403):
+                    raise CannotWatch(
+                        f"{self.engine}: GET {path}: HTTP {answer.status_code}"
+                        " (is CCCI_CI_TOKEN a valid token with access to the repo?)"
+                    )
+                if answer.status_code == 404:
+                    raise CannotWatch(f"{self.engine}: GET {path}: not found (HTTP 404)")
+                if answer.status_code == 200 and answer.content.strip():
+                    try:
+                        return answer.json()
+                    except ValueError:
+                        state = "an answer that is not JSON"
+                else:
+                    state = f"HTTP {answer.status_code}" + (
+                        ", empty" if answer.status_code == 200 else ""
+                    )
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CannotWatch(f"{self.engine}: GET {path}: still {state} at the deadline")
+            self._sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
+
+    def trigger(self, path: str, **kw: Any) -> Any:
+        """One POST, never repeated; its JSON, or ``None`` when the outcome is unknown (no
+        answer, or a 5xx: the pipeline may exist all the same)."""
+        try:
+            answer = self._http.post(path, **kw)
+        except httpx.HTTPError:
+            return None
+        if answer.status_code >= 500:
+            return None
+        if not answer.is_success:
+            raise CannotWatch(f"{self.engine}: POST {path}: HTTP {answer.status_code}")
+        try:
+            return answer.json()
+        except ValueError:
+            return None
+
+    # -- per engine ------------------------------------------------------------------------
+
+    def repo(self, full_name: str, deadline: float) -> Any:
+        raise NotImplementedError
+
+    def pipelines(self, repo: Any, deadline: float) -> list[Pipeline]:
+        raise NotImplementedError
+
+    def pipeline(self, repo: Any, number: int, deadline: float) -> Pipeline:
+        raise NotImplementedError
+
+    def start(self, repo: Any, branch: str, variables: Mapping[str, str]) -> Pipeline | None:
+        raise NotImplementedError
+
+
+class Woodpecker(Api):
+    engine = "woodpecker"
+
+    def repo(self, full_name: str, deadline: float) -> int:
+        """The repo's id (``GET /repos/lookup/{owner}/{name}``)."""
+        return int(self.read(f"/repos/lookup/{_path(full_name)}", deadline)["id"])
+
+    def pipelines(self, repo: int, deadline: float) -> list[Pipeline]:
+        answer = self.read(f"/repos/{repo}/pipelines", deadline, page=1, perPage=50)
+        return [self._pipeline(repo, p) for p in answer or []]
+
+    def pipeline(self, repo: int, number: int, deadline: float) -> Pipeline:
+        return self._pipeline(repo, self.read(f"/repos/{repo}/pipelines/{number}", deadline))
+
+    def start(self, repo: int, branch: str, variables: Mapping[str, str]) -> Pipeline | None:
+        body = {"branch": branch, "variables": dict(variables)}
+        answer = self.trigger(f"/repos/{repo}/pipelines", json=body)
+        return self._pipeline(repo, answer) if isinstance(answer, dict) else None
+
+    def _pipeline(self, repo: int, data: Mapping[str, Any]) -> Pipeline:
+        status = str(data.get("status", ""))
+        running = [
+            str(step.get("name"))
+            for workflow in data.get("workflows") or []
+            for step in workflow.get("children") or []
+            if step.get("state") == "running"
+        ]
+        return Pipeline(
+            number=int(data["number"]),
+            commit=str(data.get("commit", "")),
+            status=status,
+            outcome=_outcome(status, _WOODPECKER_OPEN),
+            steps=tuple(running),
+            url=f"{self.url}/repos/{repo}/pipeline/{int(data['number'])}",
+            variables={str(k): str(v) for k, v in (data.get("variables") or {}).items()},
+        )
+
+
+class Drone(Api):
+    engine = "drone"
+
+    def repo(self, full_name: str, deadline: float) -> str:
+        """The repo's slug, once Drone knows it (``GET /repos/{owner}/{name}``)."""
+        self.read(f"/repos/{_path(full_name)}", deadline)
+        return _path(full_name)
+
+    def pipelines(self, repo: str, deadline: float) -> list[Pipeline]:
+        answer = self.read(f"/repos/{repo}/builds", deadline, page=1, per_page=50)
+        return [self._pipeline(repo, b) for b in answer or []]
+
+    def pipeline(self, repo: str, number: int, deadline: float) -> Pipeline:
+        return self._pipeline(repo, self.read(f"/repos/{repo}/builds/{number}", deadline))
+
+    def start(self, repo: str, branch: str, variables: Mapping[str, str]) -> Pipeline | None:
+        answer = self.trigger(f"/repos/{repo}/builds", params={"branch": branch, **variables})
+        return self._pipeline(repo, answer) if isinstance(answer, dict) else None
+
+    def _pipeline(self, repo: str, data: Mapping[str, Any]) -> Pipeline:
+        status = str(data.get("status", ""))
+        running = [
+            str(step.get("name"))
+            for stage in data.get("stages") or []
+            for step in stage.get("steps") or []
+            if step.get("status") == "running"
+        ]
+        return Pipeline(
+            number=int(data["number"]),
+            commit=str(data.get("after", "")),
+            status=status,
+            outcome=_outcome(status, _DRONE_OPEN),
+            steps=tuple(running),
+            url=f"{self.url}/{repo}/{int(data['number'])}",
+            variables={str(k): str(v) for k, v in (data.get("params") or {}).items()},
+        )
+
+
+ENGINES: dict[str, type[Api]] = {"woodpecker": Woodpecker, "drone": Drone}
+
+
+def connect(engine: str, url: str, token: str) -> Api:
+    """The API client of ``engine`` (``woodpecker`` or ``drone``) at ``url``."""
+    if engine not in ENGINES:
+        raise CannotWatch(f"CI engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if not url.startswith(("http://", "https://")):
+        raise CannotWatch(f"CI engine URL {url[:80]!r} is not an http(s) URL")
+    if not token:
+        raise CannotWatch("no CI token: set CCCI_CI_TOKEN")
+    return ENGINES[engine](url, token)
+
+
+def _path(full_name: str) -> str:
+    owner, _, name = full_name.partition("/")
+    if not owner or not name or "/" in name:
+        raise CannotWatch(f"{full_name[:80]!r} is not a repo (OWNER/NAME)")
+    return f"{quote(owner, safe='')}/{quote(name, safe='')}"
+
+
+def _outcome(status: str, open_states: set[str]) -> str:
+    if status in open_states or not status:
+        return RUNNING
+    return SUCCESS if status == "success" else FAILURE
