@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,12 +29,12 @@ from harness.lifecycle import janitor
 from harness.recipe.catalogue import git
 from harness.reports.results import load
 
-__all__ = ["JOB_ENV", "Outcome", "Runner", "kill_leftovers"]
+__all__ = ["JOB_ENV", "Outcome", "Runner", "kill_leftovers", "outcome_of", "results_in"]
 
 log = logging.getLogger(__name__)
 
 JOB_ENV = "CCCI_SERVE_JOB"  # "<state dir>:<job id>" in every process of a job's run
-PRIVATE_ENV = ("CCCI_FORGE_TOKEN", "CCCI_WEBHOOK_SECRET")  # never handed to a run
+PRIVATE_ENV = ("CCCI_FORGE_TOKEN", "CCCI_WEBHOOK_SECRET", "CCCI_CI_TOKEN")  # never handed to a run
 _POLL = 1.0  # seconds between looks at the run's results.json
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _STOPPED = "the service stopped"
@@ -181,7 +181,7 @@ class Runner:
         seen: Any = None
         while process.poll() is None:
             time.sleep(_POLL)
-            doc = _results(runs)
+            doc = results_in(runs)
             if doc is not None and doc["tiers"] != seen:
                 seen = doc["tiers"]
                 progress(doc)
@@ -193,7 +193,7 @@ class Runner:
                 _end(process)
         if killed_for:
             janitor.sweep_dead_runs(min_age=0)
-        return _outcome(runs, output, killed_for)
+        return outcome_of(runs, output, killed_for)
 
 
 def _has(repo: Path, sha: str) -> bool:
@@ -204,7 +204,7 @@ def _has(repo: Path, sha: str) -> bool:
     return True
 
 
-def _results(runs: Path) -> dict[str, Any] | None:
+def results_in(runs: Path) -> dict[str, Any] | None:
     for path in runs.glob("*/results.json"):
         with contextlib.suppress(OSError, ValueError):
             return load(path)
@@ -224,7 +224,7 @@ def _end(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _outcome(runs: Path, output: Path, killed_for: str) -> Outcome:
+def outcome_of(runs: Path, output: Path, killed_for: str) -> Outcome:
     found = sorted(runs.glob("*/results.json"))
     doc = load(found[-1]) if found else None
     run_dir = found[-1].parent if found else None
@@ -263,3 +263,52 @@ def kill_leftovers(state_dir: Path) -> list[int]:
                 os.kill(int(environ.parent.name), signal.SIGKILL)
                 killed.append(int(environ.parent.name))
     return killed
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def run_dispatched(env: Mapping[str, str], recipes_dir: Path) -> Outcome:
+    """``cc-ci job``: the job a dispatched pipeline carries in its variables (set by
+    ``cc-ci serve --dispatch``), run on this agent as the service would run it here. The
+    variables are input like any other: each is checked before it is used."""
+
+    def need(name: str) -> str:
+        value = env.get(name, "")
+        if not value:
+            raise CatalogueError(f"job: {name} is not set (is this a cc-ci dispatched pipeline?)")
+        return value
+
+    job_id, name = need("CCCI_JOB_ID"), need("CCCI_RECIPE")
+    if not job_id.isdigit() or not _NAME.fullmatch(name):
+        raise CatalogueError(f"job: CCCI_JOB_ID {job_id[:20]!r} / CCCI_RECIPE {name[:40]!r}")
+    heads = [
+        (url, ref)
+        for url, _, ref in (line.partition(" ") for line in env.get("CCCI_HEADS", "").splitlines())
+        if ref
+    ]
+    runs_dir = Path(need("CCCI_RUNS_DIR"))
+    state_dir = Path(env.get("CCCI_STATE_DIR") or Path.home() / ".cache" / "cc-ci" / "agent")
+    try:
+        deadline = float(env.get("CCCI_RUN_DEADLINE", "3600"))
+        age = float(env.get("CCCI_JANITOR_AGE", "60"))
+    except ValueError:
+        raise CatalogueError("job: CCCI_RUN_DEADLINE / CCCI_JANITOR_AGE are not numbers") from None
+    runner = Runner(state_dir, runs_dir, recipes_dir, deadline, age)
+    catalogue = runner.fetch(name, need("CCCI_REPO_URL"), need("CCCI_SHA"), heads)
+    tiers = tuple(t for t in env.get("CCCI_TIERS", "").split(",") if t) or None
+    return runner.run(
+        int(job_id),
+        name,
+        catalogue,
+        need("CCCI_REF"),
+        tiers,
+        env.get("CCCI_UPGRADE_FROM") or None,
+        progress=_print_tiers,
+        stop=lambda: False,
+    )
+
+
+def _print_tiers(doc: dict[str, Any]) -> None:
+    tiers = ", ".join(f"{tier} {result['status']}" for tier, result in doc["tiers"].items())
+    print(f"cc-ci: {tiers}", flush=True)

@@ -40,12 +40,14 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from harness.ci.api import Api
 from harness.errors import CcciError
 from harness.lifecycle import janitor
 from harness.reports import card, site
 from harness.reports.results import load
 from harness.serve import verdict
 from harness.serve.command import USAGE, Command, UsageError, context, parse, signed
+from harness.serve.dispatch import Dispatcher, job_variables
 from harness.serve.forge import Forge, ForgeError
 from harness.serve.jobs import Job, Jobs
 from harness.serve.runner import Runner, kill_leftovers
@@ -78,6 +80,9 @@ class Config:
     recipes_dir: Path = Path("recipes")
     run_deadline: float = 3600.0
     janitor_age: float = 60.0
+    dispatch: Api | None = None  # hand jobs to this CI engine's agents instead
+    ci_repo: str = ""  # the engine's repo whose pipeline file runs jobs (docs/ci/)
+    ci_branch: str = "main"
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,19 @@ class Service:
         self.forge = Forge(c.forge_url, c.token)
         self.jobs = Jobs(c.state_dir / "jobs.sqlite")
         self.runner = Runner(c.state_dir, c.runs_dir, c.recipes_dir, c.run_deadline, c.janitor_age)
+        self.dispatcher = (
+            Dispatcher(
+                c.dispatch,
+                c.ci_repo,
+                c.ci_branch,
+                c.state_dir,
+                c.runs_dir,
+                c.run_deadline,
+                c.janitor_age,
+            )
+            if c.dispatch is not None
+            else None
+        )
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -280,24 +298,32 @@ class Service:
             job.repo, sha, "pending", "running", self._page(job.id), context(job.options)
         )
         self._edit(job, verdict.running(job.commenter, job.options, sha, None))
-        try:
-            catalogue = self.runner.fetch(name, base_url, sha, heads)
-        except CcciError as exc:
-            self.jobs.finish(job.id, "error", f"infra: fetching {sha[:8]}: {exc}"[:300], None)
-            self.report(self.jobs.get(job.id))
-            return
-        outcome = self.runner.run(
-            job.id,
-            name,
-            catalogue,
-            ref,
-            command.tiers,
-            command.upgrade_from,
-            progress=lambda doc: self._edit(
-                job, verdict.running(job.commenter, job.options, sha, doc)
-            ),
-            stop=self.stopping.is_set,
-        )
+
+        def progress(doc: dict[str, Any]) -> None:
+            self._edit(job, verdict.running(job.commenter, job.options, sha, doc))
+
+        if self.dispatcher is not None:  # the pipeline fetches and runs it on an agent
+            carried = job_variables(
+                name, base_url, sha, heads, ref, command.tiers, command.upgrade_from
+            )
+            outcome = self.dispatcher.run(job.id, carried, progress, self.stopping.is_set)
+        else:
+            try:
+                catalogue = self.runner.fetch(name, base_url, sha, heads)
+            except CcciError as exc:
+                self.jobs.finish(job.id, "error", f"infra: fetching {sha[:8]}: {exc}"[:300], None)
+                self.report(self.jobs.get(job.id))
+                return
+            outcome = self.runner.run(
+                job.id,
+                name,
+                catalogue,
+                ref,
+                command.tiers,
+                command.upgrade_from,
+                progress=progress,
+                stop=self.stopping.is_set,
+            )
         if outcome.stopped:
             # Stopped by us (SIGTERM): not an attempt; the next start runs it again.
             self.jobs.update(job.id, state="queued", attempts=job.attempts - 1)

@@ -1,0 +1,160 @@
+"""A ``!testme`` job handed to a CI engine's agents (``cc-ci serve --dispatch``) instead
+of running here: one pipeline per job, followed to its end, its results read from the runs
+dir the agents share with the service.
+
+A job's pipeline carries the job's marker (``CCCI_JOB=<service id>:<job id>``) among its
+variables, and its number is kept in the job's dir once known. A trigger is never retried:
+when its answer is lost, the pipeline is looked for by its marker; a restarted service
+adopts the pipeline it had started. So no retry or restart makes a second pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.ci.api import RUNNING, Api, CannotWatch
+from harness.ci.watch import follow
+from harness.serve.runner import Outcome, outcome_of, results_in
+
+__all__ = ["Dispatcher", "job_variables", "service_id"]
+
+log = logging.getLogger(__name__)
+
+_FIND = 60.0  # seconds to look for a pipeline whose trigger answer was lost
+_QUEUE = 1800.0  # seconds a pipeline may wait for a free agent, on top of the run deadline
+
+
+def service_id(state_dir: Path) -> str:
+    """This service's id (made once, kept in its state dir): the first half of markers."""
+    path = state_dir / "service-id"
+    if not path.is_file():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(8) + "\n")
+    return path.read_text().strip()
+
+
+def job_variables(
+    recipe: str,
+    repo_url: str,
+    sha: str,
+    heads: list[tuple[str, str]],
+    ref: str,
+    tiers: tuple[str, ...] | None,
+    upgrade_from: str | None,
+) -> dict[str, str]:
+    """What ``cc-ci job`` reads of a job (the rest is the dispatcher's)."""
+    return {
+        "CCCI_RECIPE": recipe,
+        "CCCI_REPO_URL": repo_url,
+        "CCCI_SHA": sha,
+        "CCCI_HEADS": "\n".join(f"{url} {head}" for url, head in heads),
+        "CCCI_REF": ref,
+        "CCCI_TIERS": ",".join(tiers or ()),
+        "CCCI_UPGRADE_FROM": upgrade_from or "",
+    }
+
+
+@dataclass
+class Dispatcher:
+    api: Api
+    ci_repo: str  # the repo whose pipeline file runs jobs (docs/ci/)
+    branch: str
+    state_dir: Path
+    runs_dir: Path  # shared with the agents, at the same path
+    run_deadline: float
+    janitor_age: float
+
+    def variables(self, job_id: int, job: Mapping[str, str]) -> dict[str, str]:
+        return {
+            "CCCI_JOB": f"{service_id(self.state_dir)}:{job_id}",
+            "CCCI_JOB_ID": str(job_id),
+            "CCCI_RUNS_DIR": str(self.runs_dir),
+            "CCCI_RUN_DEADLINE": str(self.run_deadline),
+            "CCCI_JANITOR_AGE": str(self.janitor_age),
+            **job,
+        }
+
+    def run(
+        self,
+        job_id: int,
+        job: Mapping[str, str],
+        progress: Callable[[dict[str, Any]], None],
+        stop: Callable[[], bool],
+    ) -> Outcome:
+        """Start (or adopt) the job's pipeline and follow it to its end; ``job`` is what
+        ``cc-ci job`` reads (CCCI_RECIPE, CCCI_SHA, …)."""
+        job_dir = self.state_dir / "jobs" / str(job_id)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        output, runs = job_dir / "output.log", self.runs_dir / f"job-{job_id}"
+        deadline = time.monotonic() + self.run_deadline + _QUEUE
+        seen: list[Any] = [None]
+
+        def show(line: str) -> None:
+            with output.open("a") as out:
+                out.write(f"{line}\n")
+            doc = results_in(runs)
+            if doc is not None and doc["tiers"] != seen[0]:
+                seen[0] = doc["tiers"]
+                progress(doc)
+
+        try:
+            number = self._pipeline(job_id, job, job_dir / "pipeline", deadline, show)
+            if number is None:
+                return Outcome("error", "infra: the CI engine did not confirm the pipeline", None)
+            ended = follow(self.api, self.ci_repo, deadline, show, number=number, stop=stop)
+        except CannotWatch as exc:
+            show(f"cc-ci: {exc}")
+            return Outcome("error", f"infra: {exc}"[:300], None)
+        if ended is None:  # the service stops; the pipeline goes on, and is adopted later
+            return Outcome("error", "infra: the service stopped", None, stopped=True)
+        outcome = outcome_of(runs, output, "")
+        if outcome.run_dir is None and ended.outcome != RUNNING:
+            why = f"pipeline #{ended.number} ended {ended.status} without results ({ended.url})"
+            return Outcome("error", f"infra: {why}", None)
+        return outcome
+
+    def _pipeline(
+        self,
+        job_id: int,
+        job: Mapping[str, str],
+        saved: Path,
+        deadline: float,
+        show: Callable[[str], None],
+    ) -> int | None:
+        """The number of the job's pipeline: the one it has, else a new one."""
+        if saved.is_file():
+            return int(saved.read_text())
+        handle = self.api.repo(self.ci_repo, deadline)
+        variables = self.variables(job_id, job)
+        number = self._find(handle, variables["CCCI_JOB"], deadline, 0.0)
+        if number is None:
+            started = self.api.start(handle, self.branch, variables)
+            if started is not None:
+                number = started.number
+            else:  # the answer was lost: the pipeline may exist all the same
+                show("the trigger's answer was lost; looking for the pipeline by its marker")
+                number = self._find(handle, variables["CCCI_JOB"], deadline, _FIND)
+        if number is not None:
+            saved.write_text(f"{number}\n")
+            show(f"pipeline #{number} of job {job_id}")
+        return number
+
+    def _find(self, handle: Any, marker: str, deadline: float, seconds: float) -> int | None:
+        ends = min(deadline, time.monotonic() + seconds)
+        while True:
+            mine = [
+                p.number
+                for p in self.api.pipelines(handle, deadline)
+                if p.variables.get("CCCI_JOB") == marker
+            ]
+            if mine:
+                return min(mine)
+            if time.monotonic() >= ends:
+                return None
+            time.sleep(2.0)
