@@ -127,8 +127,8 @@ class FakeEngine:
 
     def fail(self, kind: str, times: int = 1, on: str = "") -> None:
         """The next ``times`` API answers are ``kind``: ``empty`` (200, no body), ``204``,
-        ``502``, or ``lost`` (the request is carried out, then answered 502); only answers
-        to paths ending with ``on``, when given."""
+        ``502`` to a GET; or ``lost``: a POST carried out, then answered 502. Only answers to
+        paths ending with ``on``, when given."""
         self._faults += [(kind, on)] * times
 
     def push(self, full_name: str, branch: str, commit: str, appear_after: float = 0.0) -> None:
@@ -171,6 +171,7 @@ class FakeEngine:
             if (
                 self._faults
                 and self._faults[0][0] != "lost"
+                and request.method == "GET"
                 and request.url.path.endswith(self._faults[0][1])
             ):
                 fault = self._faults.pop(0)[0]
@@ -184,7 +185,8 @@ class FakeEngine:
 
     async def _api(self, request: Request) -> Response:
         answer = self._auth_fault(request) or await self._route(request)
-        if answer.status_code < 300 and self._faults and self._faults[0][0] == "lost":
+        lost = self._faults and self._faults[0][0] == "lost" and request.method == "POST"
+        if answer.status_code < 300 and lost:
             self._faults.pop(0)  # done, but the answer never arrives whole
             answer = Response("Bad Gateway", 502)
         self.requests.append((request.method, request.url.path, answer.status_code))
