@@ -63,10 +63,10 @@ class App:
 
     @classmethod
     def named(cls, run: Run, role: str, number: int, tree: Checkout, port: int | None) -> App:
-        """The app's identity: ``<recipe>-<run id><role><n>.localhost``, short enough that
-        every swarm name made from it stays under 64 characters."""
+        """The app's identity: ``<recipe>-<run id><role><n>.<platform domain>`` (``localhost``
+        here), short enough that every swarm name made from it stays under 64 characters."""
         short = identity(run.name, tree.path)[0][:20].strip("-")
-        domain = f"{short}-{run.id}{role[0]}{number}.localhost"
+        domain = f"{short}-{run.id}{role[0]}{number}.{run.platform.domain}"
         return cls(run, role, Stack(domain.replace(".", "_")), domain, tree, port)
 
     @property
@@ -83,6 +83,7 @@ class App:
             app=self.name,
             domain=self.domain,
             base_url=self.base_url,
+            proxy=self.run.platform.proxy,
             op=op,
             meta=self.run.meta,
             run_dir=self.run.dir,
@@ -244,7 +245,9 @@ class App:
             if self.plan.web is not None:
                 url = f"{self.base_url}{meta.HEALTH_PATH}"
                 span.context["url"] = url
-                health = HttpHealth(url, self.domain, tuple(meta.HEALTH_OK), failing)
+                health = HttpHealth(
+                    url, self.domain, self.run.platform.proxy, tuple(meta.HEALTH_OK), failing
+                )
                 wait_for(health, PROBE_WINDOW, self.run.deadline)
             if meta.READY_PROBE is not None:
                 ctx = self.ctx(op)

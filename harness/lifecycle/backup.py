@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harness.errors import PlanError, RecipeError, last_line
-from harness.lifecycle.platform import RUN_LABEL
+from harness.lifecycle.platform import run_labels
 from harness.recipe.plan import Plan
 from harness.swarm import NAMESPACE_LABEL, create_volume, run_helper
 
@@ -148,7 +148,7 @@ def _helper(
     done = run_helper(
         script,
         {volume_name(plan, key): f"/v/{key}" for key in keys},
-        {RUN_LABEL: run_id},
+        run_labels(run_id),
         upload=upload,
         download=download,
     )
@@ -268,4 +268,4 @@ def create_volumes(plan: Plan, run_id: str, keys: list[str]) -> None:
     """Create an app's volumes before its first deploy (to restore into them), labelled as
     the stack would label them, so the deploy takes them and teardown finds them."""
     for key in keys:
-        create_volume(volume_name(plan, key), {RUN_LABEL: run_id, NAMESPACE_LABEL: plan.stack})
+        create_volume(volume_name(plan, key), {**run_labels(run_id), NAMESPACE_LABEL: plan.stack})

@@ -27,10 +27,19 @@ def browser() -> Any:
     if "browser" not in _open:
         from playwright.sync_api import sync_playwright
 
+        from harness.lifecycle.platform import detect
+
+        args = list(CHROMIUM_ARGS)
+        platform = detect()
+        if platform.proxy is not None:  # every app's domain dialled at the remote proxy
+            host = (
+                platform.proxy.rsplit(":", 1)[0]
+                if platform.proxy.count(":") == 1
+                else platform.proxy
+            )
+            args.append(f"--host-resolver-rules=MAP *.{platform.domain} {host}")
         _open["playwright"] = sync_playwright().start()
-        _open["browser"] = _open["playwright"].chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS
-        )
+        _open["browser"] = _open["playwright"].chromium.launch(executable_path=CHROMIUM, args=args)
     return _open["browser"]
 
 
@@ -42,12 +51,14 @@ def close() -> None:
 
 def app_context(ctx: Any, **options: Any) -> Any:
     """A fresh browser context whose relative URLs reach the app by its domain (on the
-    local platform *.localhost resolves to loopback, at the app's host port)."""
+    local platform *.localhost resolves to loopback, at the app's host port; on a remote
+    one the domain is the proxy's, whose default certificate is not checked)."""
     connect = urlsplit(ctx.base_url)
     if connect.hostname == "127.0.0.1":
         base_url = f"http://{ctx.domain}:{connect.port}"
     else:
         base_url = str(ctx.base_url)
+        options.setdefault("ignore_https_errors", True)
     return browser().new_context(base_url=base_url, **options)
 
 

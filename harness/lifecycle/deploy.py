@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from harness.errors import PlanError
-from harness.lifecycle.platform import RUN_LABEL
+from harness.lifecycle.platform import RUN_LABEL, run_labels
 from harness.recipe.plan import Plan, SecretPlan
 from harness.swarm import create_secret, labelled
 
@@ -58,7 +58,7 @@ def create_secrets(plan: Plan, run_id: str) -> dict[str, str]:
         if secret.name in existing:
             continue
         value = secret_value(secret)
-        create_secret(secret.name, value, {RUN_LABEL: run_id})
+        create_secret(secret.name, value, run_labels(run_id))
         created[secret.key] = value
         log.info("created secret %s", secret.name)
     return created

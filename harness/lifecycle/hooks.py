@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from harness.errors import CcciError, InfraError, MetaError, ProbeError, last_line
+from harness.lifecycle.platform import app_client
 from harness.lifecycle.waits import Wait, wait_for
 from harness.recipe.manifest import redact
 from harness.recipe.meta import defined_at
@@ -39,12 +40,13 @@ class HookCtx:
     recipe: str
     app: str  # the stack name
     domain: str
-    base_url: str  # where to connect; requests carry ``Host: domain``
+    base_url: str  # where the app answers; requests carry ``Host: domain``
     op: str  # the tier running the hook
     meta: Any  # the loaded RecipeMeta
     run_dir: Path
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     deps: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    proxy: str | None = None  # where connections go instead, when set (a remote proxy)
 
     @property
     def stack(self) -> Stack:
@@ -60,10 +62,9 @@ class HookCtx:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An HTTP request to the app: ``base_url + path`` with ``Host: <domain>``."""
-        headers = {"Host": self.domain, **kwargs.pop("headers", {})}
         kwargs.setdefault("timeout", 10.0)
-        # Test apps get no certificate: a remote proxy answers with its default one.
-        with httpx.Client(base_url=self.base_url, headers=headers, verify=False) as http:
+        headers = kwargs.pop("headers", {})
+        with app_client(self.base_url, self.domain, self.proxy, headers=headers) as http:
             return http.request(method, path, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:

@@ -5,7 +5,10 @@ Every run holds a lease for its whole life: an exclusive flock on
 dies (SIGKILL, OOM, a lost CI runner), so "lease free" means "the run is dead". The
 janitor, run at the start of every cc-ci session, removes the resources of runs whose
 lease is free and whose resources are older than a threshold; a live run of another
-session holds its lease and is never touched.
+session holds its lease and is never touched. On an engine several cc-ci hosts share (a
+remote swarm), a run's resources say which host it runs on (``cc-ci.host``): a janitor
+judges only its own host's runs, since another host's lease is not one it can see; that
+host's own janitor sweeps them when their run died.
 
 Host ports for the local platform's host-mode publishing are reserved under one lock, one
 file per port naming its run, so two concurrent runs never pick the same port.
@@ -23,7 +26,7 @@ from filelock import FileLock, Timeout
 
 from harness.errors import PlatformError
 from harness.lifecycle import teardown
-from harness.lifecycle.platform import RUN_LABEL
+from harness.lifecycle.platform import HOST_LABEL, RUN_LABEL, host_id
 from harness.recipe.catalogue import CACHE_DIR
 from harness.swarm import labelled
 
@@ -97,6 +100,8 @@ def sweep_dead_runs(
     now = datetime.now(UTC)
     kinds = ("service", "volume", "network", "secret", "config")
     for resource in labelled(RUN_LABEL, kinds):
+        if resource.labels.get(HOST_LABEL, host_id()) != host_id():
+            continue  # another host's run: its lease is not ours to see, so not dead to us
         run_id = resource.labels.get(RUN_LABEL)
         created = resource.created or now
         if run_id and (run_id not in owners or created < owners[run_id]):

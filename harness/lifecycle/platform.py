@@ -15,42 +15,117 @@ Each of these is recorded as an overlay line in the run's results.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import re
+import secrets
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.errors import MetaError
+from harness.errors import MetaError, PlatformError
+from harness.recipe.catalogue import CACHE_DIR
 from harness.recipe.plan import Plan
 
-__all__ = ["RUN_LABEL", "Platform", "Stamp", "deploy_config", "detect"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "HOST_LABEL",
+    "RUN_LABEL",
+    "Platform",
+    "Stamp",
+    "app_client",
+    "deploy_config",
+    "detect",
+    "host_id",
+    "run_labels",
+]
 
 RUN_LABEL = "cc-ci.run"
+HOST_LABEL = "cc-ci.host"  # which cc-ci host's leases say whether the run lives
+
+
+@functools.cache
+def host_id() -> str:
+    """This host's id: made once, kept beside the leases (whoever sees this id sees the
+    leases of its runs; a janitor elsewhere sees neither, and leaves those runs alone)."""
+    path = CACHE_DIR / "host-id"
+    if not path.is_file():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{socket.gethostname()[:24]}-{secrets.token_hex(4)}\n")
+    return path.read_text().strip()
+
+
+def run_labels(run_id: str) -> dict[str, str]:
+    """The labels every resource of a run carries."""
+    return {RUN_LABEL: run_id, HOST_LABEL: host_id()}
 
 
 @dataclass(frozen=True)
 class Platform:
     name: str  # "local" or "remote"
     ipvs: bool  # can swarm route VIPs and the ingress mesh?
-    proxy: str | None = None  # where a remote swarm's proxy answers (default: the app's domain)
+    domain: str = "localhost"  # apps are <name>.<domain>: on a remote swarm, its proxy's
+    proxy: str | None = None  # where a remote swarm's proxy answers (default: DNS of the domain)
 
     def base_url(self, domain: str, host_port: int | None) -> str:
-        """Where an app answers: its host-mode port on the local platform, else the proxy
-        (Traefik routes by the ``Host`` header every request carries)."""
+        """Where an app answers: its host-mode port on the local platform, else its domain
+        at the proxy (Traefik routes by the ``Host`` header, and by SNI)."""
         if host_port is not None:
             return f"http://127.0.0.1:{host_port}"
-        return self.proxy or f"https://{domain}"
+        return f"https://{domain}"
 
 
 def detect() -> Platform:
-    """The local engine unless DOCKER_HOST names another; IPVS as this kernel has it."""
-    if os.environ.get("DOCKER_HOST", "").startswith(("tcp://", "ssh://")):
-        return Platform("remote", ipvs=True)  # production swarms run a full kernel
+    """The local engine unless DOCKER_HOST or a Docker context names another. A remote one
+    serves apps under ``CCCI_DOMAIN`` (a wildcard its proxy answers), dialled at
+    ``CCCI_PROXY`` when that is set (else the domain's DNS). IPVS as this kernel has it
+    locally, as production swarms have it remotely; ``CCCI_IPVS=yes|no`` says otherwise."""
+    from harness.swarm.engine import LOCAL, where
+
+    said = os.environ.get("CCCI_IPVS", "").lower()
+    if said not in ("", "yes", "no"):
+        raise PlatformError(f"CCCI_IPVS={said!r}: say yes or no")
+    if where() != LOCAL and not where().startswith("unix://"):
+        domain = os.environ.get("CCCI_DOMAIN", "").strip(".").lower()
+        if not re.fullmatch(
+            r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", domain
+        ):
+            raise PlatformError(
+                f"the engine at {where()} is remote: set CCCI_DOMAIN to the wildcard domain"
+                " its proxy serves apps under (e.g. ci.example.org)"
+            )
+        proxy = os.environ.get("CCCI_PROXY") or None
+        return Platform("remote", ipvs=said != "no", domain=domain, proxy=proxy)
     ipvs = Path("/proc/net/ip_vs").exists() or Path("/sys/module/ip_vs").exists()
-    return Platform("local", ipvs=ipvs)
+    return Platform("local", ipvs=ipvs if not said else said == "yes")
+
+
+def app_client(base_url: str, domain: str, proxy: str | None, **options: Any) -> httpx.Client:
+    """An HTTP client (``httpx.Client``) for an app at ``base_url``: every request carries
+    ``Host: domain``; with a ``proxy`` address, connections go there, with SNI ``domain``
+    (what a wildcard DNS record pointing at the proxy would give). Test apps get no
+    certificate (a remote proxy serves its default one), so TLS is not verified: the app's
+    answer is what is checked."""
+    import httpx
+
+    headers = {"Host": domain, **options.pop("headers", {})}
+    if proxy is None:
+        return httpx.Client(base_url=base_url, headers=headers, verify=False, **options)
+
+    class Sni(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            request.extensions["sni_hostname"] = domain
+            return super().handle_request(request)
+
+    scheme = base_url.split("://", 1)[0]
+    return httpx.Client(
+        base_url=f"{scheme}://{proxy}", headers=headers, transport=Sni(verify=False), **options
+    )
 
 
 @dataclass(frozen=True)
@@ -125,7 +200,7 @@ def deploy_config(
             + ", ".join(f"{k} {v}" for k, v in resources.items())
             + " where the recipe sets none"
         )
-    label = {RUN_LABEL: run_id}
+    label = run_labels(run_id)
     services: dict[str, Any] = config.get("services") or {}
     for svc, spec in services.items():
         deploy = spec.setdefault("deploy", {})

@@ -81,17 +81,27 @@ class HttpHealth(Wait):
     """``GET url`` with ``Host: host`` answers one of ``ok``; ``watch`` runs before each try
     (a crash of the app ends the wait at once, red, instead of at the window's end)."""
 
-    def __init__(self, url: str, host: str, ok: tuple[int, ...], watch: Callable[[], Any]) -> None:
-        self.url, self.host, self.ok, self.watch = url, host, ok, watch
+    def __init__(
+        self,
+        url: str,
+        host: str,
+        proxy: str | None,
+        ok: tuple[int, ...],
+        watch: Callable[[], Any],
+    ) -> None:
+        self.url, self.host, self.proxy, self.ok, self.watch = url, host, proxy, ok, watch
 
     def check(self) -> tuple[bool, str]:
         import httpx
 
+        from harness.lifecycle.platform import app_client
+
         self.watch()
+        base, _, path = self.url.partition("://")[2].partition("/")
+        scheme = self.url.split("://", 1)[0]
         try:
-            # Test apps get no certificate (LETS_ENCRYPT_ENV is empty): a remote proxy serves
-            # its default one, so TLS is not verified here — the app's answer is.
-            status = httpx.get(self.url, headers={"Host": self.host}, timeout=5.0, verify=False)
+            with app_client(f"{scheme}://{base}", self.host, self.proxy, timeout=5.0) as http:
+                status = http.get(f"/{path}")
         except httpx.HTTPError as exc:
             return False, f"{type(exc).__name__}: {exc}"
         return status.status_code in self.ok, str(status.status_code)

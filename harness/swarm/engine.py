@@ -23,17 +23,61 @@ __all__ = ["client", "ping", "timestamp", "translated"]
 CALL_TIMEOUT = 60  # seconds one API call may take before it counts as an engine failure
 
 
+LOCAL = "unix:///var/run/docker.sock"
+# The API version spoken (Docker 20.10's; later engines speak it too). Fixed, not
+# negotiated: negotiating is a call made before the session can be told to ignore
+# REQUESTS_CA_BUNDLE, which would then override a remote engine's CA.
+API_VERSION = "1.41"
+
+
+@functools.cache
+def _context() -> tuple[str, Any]:
+    """The engine the docker CLI would talk to, and its TLS config: ``DOCKER_HOST``, else
+    the Docker context in effect (``DOCKER_CONTEXT``, or the CLI's current one)."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"], None
+    from docker.context import ContextAPI
+
+    name = os.environ.get("DOCKER_CONTEXT")
+    try:
+        context = ContextAPI.get_context(name) if name else ContextAPI.get_current_context()
+    except Exception as exc:  # a context the CLI's config names but cannot read
+        raise PlatformError(f"Docker context {name or '(current)'}: {exc}") from exc
+    if context is None:
+        raise PlatformError(f"Docker context {name!r} does not exist (docker context ls)")
+    return context.Host or LOCAL, context.TLSConfig
+
+
 def where() -> str:
-    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    """The engine's address (never its credentials)."""
+    return _context()[0]
 
 
 @functools.cache
 def client() -> Any:
-    """The Docker SDK client of this process (``DOCKER_HOST`` / context from the env)."""
+    """The Docker SDK client of this process: the engine of ``DOCKER_HOST`` (TLS from
+    ``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH``), else of the Docker context in effect, the
+    one ``docker stack deploy`` talks to as well. ``ssh://`` goes through the ssh client."""
     import docker
 
+    host, tls = _context()
     try:
-        engine = docker.from_env(timeout=CALL_TIMEOUT)
+        if os.environ.get("DOCKER_HOST") or host == LOCAL:
+            engine = docker.from_env(
+                version=API_VERSION, timeout=CALL_TIMEOUT, use_ssh_client=host.startswith("ssh://")
+            )
+        else:
+            engine = docker.DockerClient(
+                base_url=host,
+                tls=tls,
+                version=API_VERSION,
+                timeout=CALL_TIMEOUT,
+                use_ssh_client=host.startswith("ssh://"),
+            )
+        # The engine's own TLS settings decide, not REQUESTS_CA_BUNDLE & co. (requests lets
+        # those override a session's CA), and no HTTP proxy of the environment applies;
+        # nor does each call scan the environment for them.
+        engine.api.trust_env = False
         engine.ping()
     except Exception as exc:  # whatever the SDK or the transport raised: not reachable
         cause = exc.__context__ or exc

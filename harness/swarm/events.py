@@ -13,6 +13,14 @@ from harness.swarm.engine import client, translated
 
 __all__ = ["Wakeup"]
 
+# What can change a verdict: a task's container starting, ending or changing health, a
+# service changing. Not the exec_* events every healthcheck probe of every container on the
+# engine makes: woken by those, concurrent runs re-checked each other's noise all the time.
+WAKING = {
+    "container": ["create", "start", "die", "kill", "oom", "stop", "destroy", "health_status"],
+    "service": ["create", "update", "remove"],
+}
+
 
 class Wakeup:
     """``wait(timeout)`` returns as soon as an event arrives, or after ``timeout``."""
@@ -23,7 +31,10 @@ class Wakeup:
             self._stream: Any = client().events(
                 decode=True,
                 since=int(since.timestamp()),
-                filters={"type": ["container", "service"]},
+                filters={
+                    "type": list(WAKING),
+                    "event": sorted({*WAKING["container"], *WAKING["service"]}),
+                },
             )
         threading.Thread(target=self._pump, name="cc-ci-events", daemon=True).start()
 

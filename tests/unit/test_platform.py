@@ -10,12 +10,15 @@ import pytest
 from harness.errors import MetaError, PlanError
 from harness.lifecycle.deploy import render_deploy_file, secret_value
 from harness.lifecycle.platform import (
+    HOST_LABEL,
     RUN_LABEL,
     Platform,
     Stamp,
     deploy_config,
+    host_id,
     limits,
     memory_bytes,
+    run_labels,
 )
 from harness.recipe.appenv import app_env
 from harness.recipe.plan import Plan, SecretPlan, make_plan
@@ -105,7 +108,8 @@ def test_implicit_default_network_is_labelled(plan: Plan) -> None:
     config = {**plan.config, "services": {**plan.config["services"], "init": {"image": "x"}}}
     with_init = Plan(**{**plan.__dict__, "config": config})
     labelled, _ = deploy_config(with_init, Platform("remote", ipvs=True), "run42", STAMP, None)
-    assert labelled["networks"]["default"]["labels"] == {RUN_LABEL: "run42"}
+    assert labelled["networks"]["default"]["labels"] == run_labels("run42")
+    assert run_labels("run42")[HOST_LABEL] == host_id()  # whose leases judge the run
 
 
 def test_every_service_gets_limits_where_the_recipe_sets_none(plan: Plan) -> None:
@@ -156,3 +160,54 @@ def test_every_service_joins_the_dependencies_networks_as_they_are(plan: Plan) -
     # A service that had no networks keeps the stack's default one, and joins too.
     assert joined["services"]["init"]["networks"] == ["default", "ccci_dependency_0"]
     assert "all services: join dependency network idp-ab12cdd0_localhost_proxy" in overlays
+
+
+@pytest.fixture
+def engine_env(monkeypatch: pytest.MonkeyPatch):
+    """A clean engine setting for detect(): what the test sets is all there is."""
+    from harness.swarm import engine
+
+    for name in ("DOCKER_HOST", "DOCKER_CONTEXT", "CCCI_DOMAIN", "CCCI_PROXY", "CCCI_IPVS"):
+        monkeypatch.delenv(name, raising=False)
+    engine._context.cache_clear()
+    yield monkeypatch
+    engine._context.cache_clear()
+
+
+def test_a_remote_engine_needs_the_domain_its_proxy_serves(engine_env) -> None:
+    from harness.errors import PlatformError
+    from harness.lifecycle.platform import detect
+
+    engine_env.setenv("DOCKER_HOST", "tcp://10.0.0.5:2376")
+    with pytest.raises(PlatformError, match="set CCCI_DOMAIN"):
+        detect()
+    engine_env.setenv("CCCI_DOMAIN", "ci.example.org")
+    assert detect() == Platform("remote", ipvs=True, domain="ci.example.org", proxy=None)
+    engine_env.setenv("CCCI_PROXY", "10.0.0.5")
+    engine_env.setenv("CCCI_IPVS", "no")
+    remote = detect()
+    assert (remote.proxy, remote.ipvs) == ("10.0.0.5", False)
+    assert remote.base_url("app-x.ci.example.org", None) == "https://app-x.ci.example.org"
+    engine_env.setenv("CCCI_IPVS", "maybe")
+    with pytest.raises(PlatformError, match="CCCI_IPVS='maybe'"):
+        detect()
+
+
+def test_a_docker_context_that_does_not_exist_is_named(engine_env) -> None:
+    from harness.errors import PlatformError
+    from harness.lifecycle.platform import detect
+
+    engine_env.setenv("DOCKER_CONTEXT", "nowhere")
+    with pytest.raises(PlatformError, match="nowhere"):
+        detect()
+
+
+def test_an_app_client_dials_the_proxy_with_the_apps_name() -> None:
+    from harness.lifecycle.platform import app_client
+
+    with app_client("https://app.ci.example.org", "app.ci.example.org", "10.0.0.5") as http:
+        request = http.build_request("GET", "/health")
+        assert str(request.url) == "https://10.0.0.5/health"
+        assert request.headers["host"] == "app.ci.example.org"
+    with app_client("http://127.0.0.1:4000", "app.localhost", None) as http:
+        assert str(http.build_request("GET", "/").url) == "http://127.0.0.1:4000/"
