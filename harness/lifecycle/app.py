@@ -194,9 +194,9 @@ class App:
         self.probe(op)
         return converged
 
-    def converge(self) -> Converged:
+    def converge(self, restarted: frozenset[str] = frozenset()) -> Converged:
         with self.run.tracer.span("converge", app=self.name) as span:
-            done = converge([self.stack], self.since, self.window(), self.run.deadline)
+            done = converge([self.stack], self.since, self.window(), self.run.deadline, restarted)
             span.context["services"] = done.services
         return done
 

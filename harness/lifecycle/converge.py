@@ -68,8 +68,12 @@ def assess(
     *,
     min_uptime: float = MIN_UPTIME,
     now: datetime | None = None,
+    restarted: bool = False,
 ) -> Assessment:
-    """Whether ``service`` converged, judged from one snapshot of it and its tasks."""
+    """Whether ``service`` converged, judged from one snapshot of it and its tasks. A
+    service cc-ci ``restarted`` (a forced update to the same spec) counts only tasks made
+    since, and does not wait out the update's monitor period: no spec can roll back, and
+    a task that fails later is still seen (by settle)."""
     now = now or datetime.now(UTC)
     spec = service.spec
     container = spec["TaskTemplate"]["ContainerSpec"]
@@ -86,6 +90,8 @@ def assess(
     # Running and completed tasks count whenever they started (a redeploy leaves unchanged
     # services alone); failures count only since this deploy.
     current = [t for t in service.tasks if t["Spec"]["ContainerSpec"] == container]
+    if restarted:
+        current = [t for t in current if timestamp(t["CreatedAt"]) >= since]
     checked = bool((container.get("Healthcheck") or {}).get("Test"))
     running = [
         t
@@ -115,7 +121,7 @@ def assess(
             f"is {kind}: {len(failed)} task(s) failed since the deploy: {why}",
             last_failed,
         )
-    updating = update.get("State") == "updating"
+    updating = update.get("State") == "updating" and not restarted
     if len(running) >= desired and not stale and not updating:
         return Assessment(True, f"{len(running)}/{desired} running")
     if complete and len(running) + len(complete) >= desired and not stale and not updating:
@@ -131,9 +137,15 @@ class Convergence(Wait):
     """Every service of ``stacks`` converged; a failed one raises at once, with its logs."""
 
     def __init__(
-        self, stacks: Sequence[Stack], since: datetime, *, min_uptime: float = MIN_UPTIME
+        self,
+        stacks: Sequence[Stack],
+        since: datetime,
+        *,
+        min_uptime: float = MIN_UPTIME,
+        restarted: frozenset[str] = frozenset(),
     ) -> None:
         self.stacks, self.since, self.min_uptime = stacks, since, min_uptime
+        self.restarted = restarted
         self.nodes = ready_nodes()
         self.states: dict[str, str] = {}
         self.waiting: list[tuple[Stack, str]] = []  # (stack, service) not there yet
@@ -145,7 +157,13 @@ class Convergence(Wait):
             if not services:
                 raise ConvergeError(f"stack {stack.name} has no services")
             for service in services:
-                verdict = assess(service, self.since, self.nodes, min_uptime=self.min_uptime)
+                verdict = assess(
+                    service,
+                    self.since,
+                    self.nodes,
+                    min_uptime=self.min_uptime,
+                    restarted=service.name in self.restarted,
+                )
                 if verdict.failure:
                     failure = _out_of_memory(stack, service, verdict) or verdict.failure
                     raise ConvergeError(
@@ -214,10 +232,15 @@ def _await(wait: Convergence, window: float, deadline: Deadline | None) -> Conve
 
 
 def converge(
-    stacks: Sequence[Stack], since: datetime, window: float, deadline: Deadline | None = None
+    stacks: Sequence[Stack],
+    since: datetime,
+    window: float,
+    deadline: Deadline | None = None,
+    restarted: frozenset[str] = frozenset(),
 ) -> Converged:
-    """Block until every stack converged, woken by the engine's events."""
-    done = _await(Convergence(stacks, since), window, deadline)
+    """Block until every stack converged, woken by the engine's events; ``restarted``
+    services (full names) converge on their tasks made since ``since``."""
+    done = _await(Convergence(stacks, since, restarted=restarted), window, deadline)
     log.info("%s converged in %.1fs", ", ".join(s.name for s in stacks), done.seconds)
     return done
 

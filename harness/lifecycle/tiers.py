@@ -253,9 +253,9 @@ def _capture(run: Run, app: App, sel: Selection, attempt: int) -> tuple[Selectio
     return sel, found
 
 
-def _restore_running(app: App, pairs: list[tuple[Selection, Archive]], op: str) -> None:
+def _restore_running(app: App, pairs: list[tuple[Selection, Archive]], op: str) -> frozenset[str]:
     """The archives into a running app (restore pre-hooks first), then restart what reads
-    the restored data, so nothing serves what it cached before."""
+    the restored data, so nothing serves what it cached before; the restarted services."""
     assert app.plan is not None
     with app.run.tracer.span("restore", app=app.name, running=True):
         for sel, found in pairs:
@@ -263,7 +263,9 @@ def _restore_running(app: App, pairs: list[tuple[Selection, Archive]], op: str) 
                 app.exec_hook(sel.service, hook, op)
             backup.restore(app.plan, app.run.id, sel, found)
         app.since = datetime.now(UTC)
-        app.stack.restart(sorted({sel.service for sel, _ in pairs}))
+        shorts = sorted({sel.service for sel, _ in pairs})
+        app.stack.restart(shorts)
+    return frozenset(app.stack.service_name(s) for s in shorts)
 
 
 def _post_hooks(app: App, pairs: list[tuple[Selection, Archive]], op: str) -> None:
@@ -298,17 +300,23 @@ def restore(run: Run) -> None:
             for sel, found in cold:
                 backup.restore(fresh.plan, run.id, sel, found)
     fresh.launch("restore")
-    _restore_running(app, run.backups, "restore")
+    restarted = _restore_running(app, run.backups, "restore")
     with run.tracer.span("converge", app=f"{app.name}, {fresh.name}"):
-        converge([app.stack, fresh.stack], min(app.since, fresh.since), app.window(), run.deadline)
+        converge(
+            [app.stack, fresh.stack],
+            min(app.since, fresh.since),
+            app.window(),
+            run.deadline,
+            restarted,
+        )
     fresh.check_stamp()
     if warm:
-        _restore_running(fresh, warm, "restore")
+        restarted = _restore_running(fresh, warm, "restore")
     _post_hooks(app, run.backups, "restore")
     app.probe("restore")
     app.verify("restore", expected=backed_up)
     if warm:
-        fresh.converge()
+        fresh.converge(restarted)
         _post_hooks(fresh, warm, "restore")
     fresh.probe("restore")
     fresh.marked = app.marked

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -70,3 +71,28 @@ def test_a_task_without_healthcheck_counts_once_it_stayed_up() -> None:
     assert not assess(service, since, nodes=1, now=later, min_uptime=SETTLE_UPTIME).done
     settled = now + timedelta(seconds=SETTLE_UPTIME + 1)
     assert assess(service, since, nodes=1, now=settled, min_uptime=SETTLE_UPTIME).done
+
+
+def test_a_restarted_service_waits_for_its_new_task_not_the_update_monitor() -> None:
+    """``docker service update --force`` (what cc-ci does to restart a service after a
+    restore): the old task may still run, the new one starts; the update then stays
+    ``updating`` for its monitor period after the new task runs."""
+    _, since, now = recorded("slow_health_check")
+    data: dict[str, Any] = json.loads((RECORDED / "slow_health_check.json").read_text())
+    old, new = copy.deepcopy(data["tasks"][0]), copy.deepcopy(data["tasks"][0])
+    old["CreatedAt"] = (since - timedelta(minutes=5)).isoformat()
+    old["Status"] |= {"State": "running", "Timestamp": (since - timedelta(minutes=5)).isoformat()}
+    attrs = {
+        **data["service"],
+        "UpdateStatus": {"State": "updating", "StartedAt": since.isoformat()},
+    }
+
+    def judged(tasks: list[dict[str, Any]], restarted: bool) -> bool:
+        one = Service.from_attrs("ccci-rec", attrs, tasks)
+        return assess(one, since, nodes=1, now=now, restarted=restarted).done
+
+    assert not judged([old, new], restarted=False)  # the update is still on
+    assert not judged([old, new], restarted=True)  # the old task is not the restart
+    new["Status"] |= {"State": "running"}
+    assert not judged([old, new], restarted=False)  # waits out the monitor period
+    assert judged([old, new], restarted=True)  # the new task runs: restarted
