@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fake_gitea import free_port
+from tests.fake_gitea import free_port, serve_in_thread
 
 TOKEN = "fake-ci-token-fedcba9876543210"
 
@@ -197,14 +197,7 @@ class FakeEngine:
 
     def start(self) -> FakeEngine:
         app = Starlette(routes=[Route("/api/{path:path}", self._api, methods=["GET", "POST"])])
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        threading.Thread(target=self._server.run, daemon=True).start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            assert time.monotonic() < deadline, "the fake CI engine did not start"
-            time.sleep(0.05)
+        self._server = serve_in_thread(app, self.port, "the fake CI engine")
         return self
 
     def stop(self) -> None:

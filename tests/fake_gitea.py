@@ -43,6 +43,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def serve_in_thread(app: Starlette, port: int, what: str) -> uvicorn.Server:
+    """``app`` on 127.0.0.1:``port`` from a thread of its own, once it answers."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, f"{what} did not start"
+        time.sleep(0.05)
+    return server
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -356,14 +367,7 @@ class FakeGitea:
         app = Starlette(
             routes=[Route("/api/v1/{path:path}", self._api, methods=["GET", "POST", "PATCH"])]
         )
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        threading.Thread(target=self._server.run, daemon=True).start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            assert time.monotonic() < deadline, "the fake Gitea did not start"
-            time.sleep(0.05)
+        self._server = serve_in_thread(app, self.port, "the fake Gitea")
         return self
 
     def stop(self) -> None:

@@ -46,15 +46,14 @@ class Pipeline:
     variables: Mapping[str, str] = field(default_factory=dict)
 
 
-# The engine's words for a pipeline that has not ended (everything else has).
-_WOODPECKER_OPEN = {"created", "pending", "running", "blocked"}
-_DRONE_OPEN = {"pending", "running", "blocked", "waiting_on_dependencies"}
-
-
 class Api:
-    """What both engines share: the HTTP client, the retrying read, the trigger."""
+    """What both engines share: the HTTP client, the retrying read, the trigger, and
+    reading a pipeline's body by the engine's field names."""
 
     engine = ""
+    FIELDS: tuple[str, str, str, str, str] = ("", "", "", "", "")
+    OPEN: frozenset[str] = frozenset()  # the engine's words for a pipeline not ended
+    URL = ""
 
     def __init__(
         self,
@@ -123,6 +122,29 @@ class Api:
         except ValueError:
             return None
 
+    def _pipeline(self, repo: Any, data: Mapping[str, Any]) -> Pipeline:
+        """A ``Pipeline`` of the engine's own body for one (its names in ``FIELDS``)."""
+        commit, groups, steps, state, variables = self.FIELDS
+        status = str(data.get("status", ""))
+        running = [
+            str(step.get("name"))
+            for group in data.get(groups) or []
+            for step in group.get(steps) or []
+            if step.get(state) == "running"
+        ]
+        number = int(data["number"])
+        return Pipeline(
+            number=number,
+            commit=str(data.get(commit, "")),
+            status=status,
+            outcome=RUNNING
+            if status in self.OPEN or not status
+            else (SUCCESS if status == "success" else FAILURE),
+            steps=tuple(running),
+            url=self.URL.format(url=self.url, repo=repo, number=number),
+            variables={str(k): str(v) for k, v in (data.get(variables) or {}).items()},
+        )
+
     # -- per engine ------------------------------------------------------------------------
 
     def repo(self, full_name: str, deadline: float) -> Any:
@@ -140,6 +162,10 @@ class Api:
 
 class Woodpecker(Api):
     engine = "woodpecker"
+    # model.Pipeline: commit, workflows[].children[].state, variables; const.go's states
+    FIELDS = ("commit", "workflows", "children", "state", "variables")
+    OPEN = frozenset({"created", "pending", "running", "blocked"})
+    URL = "{url}/repos/{repo}/pipeline/{number}"
 
     def repo(self, full_name: str, deadline: float) -> int:
         """The repo's id (``GET /repos/lookup/{owner}/{name}``)."""
@@ -157,27 +183,13 @@ class Woodpecker(Api):
         answer = self.trigger(f"/repos/{repo}/pipelines", json=body)
         return self._pipeline(repo, answer) if isinstance(answer, dict) else None
 
-    def _pipeline(self, repo: int, data: Mapping[str, Any]) -> Pipeline:
-        status = str(data.get("status", ""))
-        running = [
-            str(step.get("name"))
-            for workflow in data.get("workflows") or []
-            for step in workflow.get("children") or []
-            if step.get("state") == "running"
-        ]
-        return Pipeline(
-            number=int(data["number"]),
-            commit=str(data.get("commit", "")),
-            status=status,
-            outcome=_outcome(status, _WOODPECKER_OPEN),
-            steps=tuple(running),
-            url=f"{self.url}/repos/{repo}/pipeline/{int(data['number'])}",
-            variables={str(k): str(v) for k, v in (data.get("variables") or {}).items()},
-        )
-
 
 class Drone(Api):
     engine = "drone"
+    # core.Build: after, stages[].steps[].status, params; core/status.go's states
+    FIELDS = ("after", "stages", "steps", "status", "params")
+    OPEN = frozenset({"pending", "running", "blocked", "waiting_on_dependencies"})
+    URL = "{url}/{repo}/{number}"
 
     def repo(self, full_name: str, deadline: float) -> str:
         """The repo's slug, once Drone knows it (``GET /repos/{owner}/{name}``)."""
@@ -194,24 +206,6 @@ class Drone(Api):
     def start(self, repo: str, branch: str, variables: Mapping[str, str]) -> Pipeline | None:
         answer = self.trigger(f"/repos/{repo}/builds", params={"branch": branch, **variables})
         return self._pipeline(repo, answer) if isinstance(answer, dict) else None
-
-    def _pipeline(self, repo: str, data: Mapping[str, Any]) -> Pipeline:
-        status = str(data.get("status", ""))
-        running = [
-            str(step.get("name"))
-            for stage in data.get("stages") or []
-            for step in stage.get("steps") or []
-            if step.get("status") == "running"
-        ]
-        return Pipeline(
-            number=int(data["number"]),
-            commit=str(data.get("after", "")),
-            status=status,
-            outcome=_outcome(status, _DRONE_OPEN),
-            steps=tuple(running),
-            url=f"{self.url}/{repo}/{int(data['number'])}",
-            variables={str(k): str(v) for k, v in (data.get("params") or {}).items()},
-        )
 
 
 ENGINES: dict[str, type[Api]] = {"woodpecker": Woodpecker, "drone": Drone}
@@ -233,9 +227,3 @@ def _path(full_name: str) -> str:
     if not owner or not name or "/" in name:
         raise CannotWatch(f"{full_name[:80]!r} is not a repo (OWNER/NAME)")
     return f"{quote(owner, safe='')}/{quote(name, safe='')}"
-
-
-def _outcome(status: str, open_states: set[str]) -> str:
-    if status in open_states or not status:
-        return RUNNING
-    return SUCCESS if status == "success" else FAILURE
