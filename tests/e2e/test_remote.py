@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.lifecycle.platform import HOST_LABEL, RUN_LABEL
+from tests.conftest import WEB_APP, Workspace
 from tests.remote_engine import RemoteEngine, ensure_proxy_image
 
 pytestmark = pytest.mark.e2e
@@ -126,3 +128,94 @@ def test_the_janitor_leaves_another_hosts_runs_alone_and_sweeps_its_own(
     assert volumes.list(filters={"label": f"{RUN_LABEL}=owndead1"}) == []
     theirs.remove()
     del ours
+
+
+def test_a_docker_context_is_the_engine_for_the_sdk_and_the_cli_alike(
+    remote: RemoteEngine, tmp_path: Path
+) -> None:
+    """``DOCKER_CONTEXT`` names the remote engine (TLS material in the context): the SDK
+    side of cc-ci and the docker CLI it runs must both talk to it, and the platform is
+    remote."""
+    config = tmp_path / "docker-config"  # a CLI config of the test's own
+    config.mkdir()
+    (config / "config.json").write_text("{}\n")  # docker-py looks for contexts beside it
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")},
+        "DOCKER_CONFIG": str(config),
+    }
+    certs = remote.certs
+    tls = ",".join(f"{k}={certs / f'{k}.pem'}" for k in ("ca", "cert", "key"))
+    endpoint = f"host={remote.host},{tls}"
+    subprocess.run(
+        ["docker", "context", "create", "ccci-remote", "--docker", endpoint],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    probe = (
+        "from harness.lifecycle.platform import detect\n"
+        "from harness.swarm.engine import client, where\n"
+        "print(where(), detect().name, client().info()['Swarm']['NodeAddr'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**env, "DOCKER_CONTEXT": "ccci-remote", "CCCI_DOMAIN": DOMAIN},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = done.stdout.split()
+    assert seen == [remote.host, "remote", remote.address]
+    cli = subprocess.run(
+        ["docker", "info", "-f", "{{ .Swarm.NodeAddr }}"],
+        env={**env, "DOCKER_CONTEXT": "ccci-remote"},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert cli == remote.address
+
+
+def test_a_failing_health_path_fails_install_through_the_proxy(
+    remote: RemoteEngine, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.errors import ProbeError
+    from harness.lifecycle import tiers
+    from harness.lifecycle.platform import Platform
+    from harness.lifecycle.run import Run
+    from harness.recipe import customization
+    from harness.swarm import engine
+
+    routed = WEB_APP.replace(
+        '        - "traefik.enable=true"\n',
+        '        - "traefik.enable=true"\n'
+        '        - "traefik.http.routers.${STACK_NAME}.rule=Host(`${DOMAIN}`)"\n',
+    )
+    recipe_dir = workspace.recipe("gone", [("1.0.0+1", routed)], meta='HEALTH_PATH = "/gone"\n')
+    for name, value in remote.env.items():
+        monkeypatch.setenv(name, value)
+    engine.client.cache_clear()
+    engine._context.cache_clear()
+    run = Run(
+        customization.read(recipe_dir),
+        catalogue=str(workspace.catalogue),
+        ref=None,
+        runs_root=workspace.runs_dir,
+        deadline=30,  # the probe window is cut to what is left of it
+        platform=Platform("remote", ipvs=False, domain=DOMAIN, proxy=remote.address),
+        tiers=("install",),
+    )
+    try:
+        with pytest.raises(
+            ProbeError, match=rf"GET https://gone-\w+\.{re.escape(DOMAIN)}/gone .*answered 404"
+        ):
+            tiers.install(run)
+        assert remote.labelled(f"{RUN_LABEL}={run.id}")  # deployed there, not here
+        assert _local_labelled(run.id) == ""
+    finally:
+        run.close()
+        engine.client.cache_clear()
+        engine._context.cache_clear()
+    assert f'-{run.id}i0.{DOMAIN} 404 "GET /gone' in remote.access_log()  # the app's own 404
+    assert remote.labelled(f"{RUN_LABEL}={run.id}") == []
