@@ -114,3 +114,26 @@ def test_bad_settings_are_refused_by_name():
         connect("jenkins", "http://127.0.0.1:1", TOKEN)
     with pytest.raises(CannotWatch, match="CCCI_CI_TOKEN"):
         connect("drone", "http://127.0.0.1:1", "")
+
+
+@pytest.mark.parametrize(
+    ("url", "repo"),
+    [
+        ("https://git.coopcloud.tech/coop-cloud/radicale.git", "coop-cloud/radicale"),
+        ("git@git.coopcloud.tech:coop-cloud/radicale.git", "coop-cloud/radicale"),
+        ("ssh://git@git.coopcloud.tech:2222/coop-cloud/radicale", "coop-cloud/radicale"),
+        ("https://git.coopcloud.tech/coop-cloud/radicale/\n", "coop-cloud/radicale"),
+    ],
+)
+def test_the_repo_is_read_from_the_git_remote(url: str, repo: str) -> None:
+    from harness.cli import _remote_repo
+
+    assert _remote_repo(url) == repo
+
+
+def test_a_remote_without_owner_and_name_is_refused() -> None:
+    from harness.cli import _remote_repo
+    from harness.errors import CcciError
+
+    with pytest.raises(CcciError, match="names no OWNER/NAME"):
+        _remote_repo("radicale")
