@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from harness.ci.api import RUNNING, SUCCESS, Api, CannotWatch, Pipeline
+from harness.ci.api import FAILURE, RUNNING, SUCCESS, Api, CannotWatch, Pipeline
 
 __all__ = ["EXIT", "follow", "matches"]
 
-EXIT = {SUCCESS: 0, "failure": 1}  # anything that ends the watch otherwise: 2
+EXIT = {SUCCESS: 0, FAILURE: 1}  # anything that ends the watch otherwise: 2
 _EVERY = 2.0  # seconds between looks at a pipeline that has not ended
 
 

@@ -243,11 +243,15 @@ class App:
         failing = watch(self.stack, self.since)  # one watcher for every attempt
         with self.run.tracer.span("probe", app=self.name, health=meta.HEALTH_PATH) as span:
             if self.plan.web is not None:
-                url = f"{self.base_url}{meta.HEALTH_PATH}"
-                span.context["url"] = url
                 health = HttpHealth(
-                    url, self.domain, self.run.platform.proxy, tuple(meta.HEALTH_OK), failing
+                    self.base_url,
+                    meta.HEALTH_PATH,
+                    self.domain,
+                    self.run.platform.proxy,
+                    tuple(meta.HEALTH_OK),
+                    failing,
                 )
+                span.context["url"] = health.url
                 wait_for(health, PROBE_WINDOW, self.run.deadline)
             if meta.READY_PROBE is not None:
                 ctx = self.ctx(op)

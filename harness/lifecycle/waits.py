@@ -78,18 +78,25 @@ def wait_for(
 
 
 class HttpHealth(Wait):
-    """``GET url`` with ``Host: host`` answers one of ``ok``; ``watch`` runs before each try
-    (a crash of the app ends the wait at once, red, instead of at the window's end)."""
+    """``GET base_url + path`` with ``Host: host`` (dialled at ``proxy``, when set) answers
+    one of ``ok``; ``watch`` runs before each try (a crash of the app ends the wait at once,
+    red, instead of at the window's end)."""
 
     def __init__(
         self,
-        url: str,
+        base_url: str,
+        path: str,
         host: str,
         proxy: str | None,
         ok: tuple[int, ...],
         watch: Callable[[], Any],
     ) -> None:
-        self.url, self.host, self.proxy, self.ok, self.watch = url, host, proxy, ok, watch
+        self.base_url, self.path, self.host, self.proxy = base_url, path, host, proxy
+        self.ok, self.watch = ok, watch
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}{self.path}"
 
     def check(self) -> tuple[bool, str]:
         import httpx
@@ -97,11 +104,9 @@ class HttpHealth(Wait):
         from harness.lifecycle.platform import app_client
 
         self.watch()
-        base, _, path = self.url.partition("://")[2].partition("/")
-        scheme = self.url.split("://", 1)[0]
         try:
-            with app_client(f"{scheme}://{base}", self.host, self.proxy, timeout=5.0) as http:
-                status = http.get(f"/{path}")
+            with app_client(self.base_url, self.host, self.proxy, timeout=5.0) as http:
+                status = http.get(self.path)
         except httpx.HTTPError as exc:
             return False, f"{type(exc).__name__}: {exc}"
         return status.status_code in self.ok, str(status.status_code)

@@ -10,7 +10,6 @@ adopts the pipeline it had started. So no retry or restart makes a second pipeli
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -20,11 +19,9 @@ from typing import Any
 
 from harness.ci.api import RUNNING, Api, CannotWatch
 from harness.ci.watch import follow
-from harness.serve.runner import Outcome, outcome_of, results_in
+from harness.serve.runner import Outcome, Runner, outcome_of, reporter
 
 __all__ = ["Dispatcher", "job_variables", "service_id"]
-
-log = logging.getLogger(__name__)
 
 _FIND = 60.0  # seconds to look for a pipeline whose trigger answer was lost
 _QUEUE = 1800.0  # seconds a pipeline may wait for a free agent, on top of the run deadline
@@ -65,18 +62,16 @@ class Dispatcher:
     api: Api
     ci_repo: str  # the repo whose pipeline file runs jobs (docs/ci/)
     branch: str
-    state_dir: Path
-    runs_dir: Path  # shared with the agents, at the same path
-    run_deadline: float
-    janitor_age: float
+    runner: Runner  # the service's own: its state dir, the runs dir (shared with the
+    # agents, at the same path), the run deadline and janitor age the agents get
 
     def variables(self, job_id: int, job: Mapping[str, str]) -> dict[str, str]:
         return {
-            "CCCI_JOB": f"{service_id(self.state_dir)}:{job_id}",
+            "CCCI_JOB": f"{service_id(self.runner.state_dir)}:{job_id}",
             "CCCI_JOB_ID": str(job_id),
-            "CCCI_RUNS_DIR": str(self.runs_dir),
-            "CCCI_RUN_DEADLINE": str(self.run_deadline),
-            "CCCI_JANITOR_AGE": str(self.janitor_age),
+            "CCCI_RUNS_DIR": str(self.runner.runs_dir),
+            "CCCI_RUN_DEADLINE": str(self.runner.run_deadline),
+            "CCCI_JANITOR_AGE": str(self.runner.janitor_age),
             **job,
         }
 
@@ -89,19 +84,16 @@ class Dispatcher:
     ) -> Outcome:
         """Start (or adopt) the job's pipeline and follow it to its end; ``job`` is what
         ``cc-ci job`` reads (CCCI_RECIPE, CCCI_SHA, …)."""
-        job_dir = self.state_dir / "jobs" / str(job_id)
+        job_dir = self.runner.state_dir / "jobs" / str(job_id)
         job_dir.mkdir(parents=True, exist_ok=True)
-        output, runs = job_dir / "output.log", self.runs_dir / f"job-{job_id}"
-        deadline = time.monotonic() + self.run_deadline + _QUEUE
-        seen: list[Any] = [None]
+        output, runs = job_dir / "output.log", self.runner.runs_dir / f"job-{job_id}"
+        deadline = time.monotonic() + self.runner.run_deadline + _QUEUE
+        report = reporter(runs, progress)
 
         def show(line: str) -> None:
             with output.open("a") as out:
                 out.write(f"{line}\n")
-            doc = results_in(runs)
-            if doc is not None and doc["tiers"] != seen[0]:
-                seen[0] = doc["tiers"]
-                progress(doc)
+            report()
 
         try:
             number = self._pipeline(job_id, job, job_dir / "pipeline", deadline, show)

@@ -29,7 +29,7 @@ from harness.lifecycle import janitor
 from harness.recipe.catalogue import git
 from harness.reports.results import load
 
-__all__ = ["JOB_ENV", "Outcome", "Runner", "kill_leftovers", "outcome_of", "results_in"]
+__all__ = ["JOB_ENV", "Outcome", "Runner", "kill_leftovers", "outcome_of", "reporter"]
 
 log = logging.getLogger(__name__)
 
@@ -178,13 +178,10 @@ class Runner:
             )
         killed_for = ""
         ends = time.monotonic() + self.run_deadline + _GRACE
-        seen: Any = None
+        report = reporter(runs, progress)
         while process.poll() is None:
             time.sleep(_POLL)
-            doc = results_in(runs)
-            if doc is not None and doc["tiers"] != seen:
-                seen = doc["tiers"]
-                progress(doc)
+            report()
             if not killed_for and stop():
                 killed_for = _STOPPED
             elif not killed_for and time.monotonic() > ends:
@@ -204,11 +201,23 @@ def _has(repo: Path, sha: str) -> bool:
     return True
 
 
-def results_in(runs: Path) -> dict[str, Any] | None:
-    for path in runs.glob("*/results.json"):
-        with contextlib.suppress(OSError, ValueError):
-            return load(path)
-    return None
+def reporter(runs: Path, progress: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+    """A call that hands the run's results.json (under ``runs``) to ``progress`` whenever
+    its tiers changed since the last call."""
+    seen: list[Any] = [None]
+
+    def report() -> None:
+        for path in runs.glob("*/results.json"):
+            try:
+                doc = load(path)
+            except (OSError, ValueError):  # being written: the next call reads it
+                continue
+            if doc["tiers"] != seen[0]:
+                seen[0] = doc["tiers"]
+                progress(doc)
+            return
+
+    return report
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:

@@ -173,15 +173,7 @@ class Service:
         self.jobs = Jobs(c.state_dir / "jobs.sqlite")
         self.runner = Runner(c.state_dir, c.runs_dir, c.recipes_dir, c.run_deadline, c.janitor_age)
         self.dispatcher = (
-            Dispatcher(
-                c.dispatch,
-                c.ci_repo,
-                c.ci_branch,
-                c.state_dir,
-                c.runs_dir,
-                c.run_deadline,
-                c.janitor_age,
-            )
+            Dispatcher(c.dispatch, c.ci_repo, c.ci_branch, self.runner)
             if c.dispatch is not None
             else None
         )

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from harness.serve.dispatch import Dispatcher, job_variables
+from harness.serve.runner import Runner
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "ci"
 TEMPLATES = {"woodpecker": "woodpecker.yml", "drone": "drone.yml"}
@@ -77,7 +78,8 @@ def test_the_template_runs_only_the_dispatched_job_and_pastes_nothing(
     commands = [c for step in _steps(doc) for c in step["commands"]]
     assert commands[-1] == "cc-ci job"
     job = job_variables("r", "https://forge/o/r.git", "0" * 40, [], "0" * 40, None, None)
-    dispatcher = Dispatcher(None, "o/cc-ci", "main", tmp_path, tmp_path, 60, 60)  # type: ignore[arg-type]
+    runner = Runner(tmp_path, tmp_path, tmp_path, 60, 60)
+    dispatcher = Dispatcher(None, "o/cc-ci", "main", runner)  # type: ignore[arg-type]
     carried = set(dispatcher.variables(1, job))
     for command in commands:
         # Every `$` is `$$` (the shell's, at run time), never the engine's substitution.
