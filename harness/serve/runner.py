@@ -28,6 +28,7 @@ from harness.errors import CatalogueError, last_line
 from harness.lifecycle import janitor
 from harness.recipe.catalogue import git
 from harness.reports.results import load
+from harness.serve.command import Command, UsageError, parse
 
 __all__ = ["JOB_ENV", "Outcome", "Runner", "kill_leftovers", "outcome_of", "reporter"]
 
@@ -275,6 +276,7 @@ def kill_leftovers(state_dir: Path) -> list[int]:
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,199}")  # a commit id or a branch name
 
 
 def run_dispatched(env: Mapping[str, str], recipes_dir: Path) -> Outcome:
@@ -303,16 +305,25 @@ def run_dispatched(env: Mapping[str, str], recipes_dir: Path) -> Outcome:
         age = float(env.get("CCCI_JANITOR_AGE", "60"))
     except ValueError:
         raise CatalogueError("job: CCCI_RUN_DEADLINE / CCCI_JANITOR_AGE are not numbers") from None
+    ref = need("CCCI_REF")
+    if not _REF.fullmatch(ref) or ".." in ref:  # it reaches git: never as an option
+        raise CatalogueError(f"job: CCCI_REF {ref[:80]!r} is not a commit id or branch name")
+    # The tiers and the upgrade's base, checked by the `!testme` grammar that made them.
+    words = [f"tiers={env['CCCI_TIERS']}"] if env.get("CCCI_TIERS") else []
+    words += [f"from={env['CCCI_UPGRADE_FROM']}"] if env.get("CCCI_UPGRADE_FROM") else []
+    try:
+        command = parse(" ".join(["!testme", *words])) or Command()
+    except UsageError as exc:
+        raise CatalogueError(f"job: CCCI_TIERS / CCCI_UPGRADE_FROM: {exc}") from None
     runner = Runner(state_dir, runs_dir, recipes_dir, deadline, age)
     catalogue = runner.fetch(name, need("CCCI_REPO_URL"), need("CCCI_SHA"), heads)
-    tiers = tuple(t for t in env.get("CCCI_TIERS", "").split(",") if t) or None
     return runner.run(
         int(job_id),
         name,
         catalogue,
-        need("CCCI_REF"),
-        tiers,
-        env.get("CCCI_UPGRADE_FROM") or None,
+        ref,
+        command.tiers,
+        command.upgrade_from,
         progress=_print_tiers,
         stop=lambda: False,
     )

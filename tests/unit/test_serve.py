@@ -459,3 +459,36 @@ def test_a_dependency_is_a_recipe_dir_name_not_a_path() -> None:
     run = SimpleNamespace(meta=SimpleNamespace(DEPS=("../elsewhere",)), dependencies=[])
     with pytest.raises(DependencyError, match="not the name of a recipe dir"):
         provide(run)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("change", "cause"),
+    [
+        ({"CCCI_RECIPE": "../etc"}, "CCCI_RECIPE"),
+        ({"CCCI_REF": "--upload-pack=touch /tmp/x"}, "CCCI_REF"),
+        ({"CCCI_REF": "main..evil"}, "CCCI_REF"),
+        ({"CCCI_TIERS": "install,everything"}, "unknown tier"),
+        ({"CCCI_UPGRADE_FROM": "--help"}, "is not a release tag"),
+        ({"CCCI_TIERS": "install", "CCCI_UPGRADE_FROM": "1.0.0+1"}, "upgrade tier is not run"),
+        ({"CCCI_SHA": "-x"}, "is not a commit id"),
+    ],
+)
+def test_a_dispatched_jobs_variables_are_checked_before_use(
+    tmp_path: Path, change: dict[str, str], cause: str
+) -> None:
+    from harness.errors import CatalogueError
+    from harness.serve.runner import run_dispatched
+
+    env = {
+        "CCCI_JOB_ID": "7",
+        "CCCI_RECIPE": "webapp",
+        "CCCI_REPO_URL": str(tmp_path / "nowhere"),
+        "CCCI_SHA": "0" * 40,
+        "CCCI_REF": "0" * 40,
+        "CCCI_RUNS_DIR": str(tmp_path / "runs"),
+        "CCCI_STATE_DIR": str(tmp_path / "state"),
+        **change,
+    }
+    with pytest.raises(CatalogueError, match=cause):
+        run_dispatched(env, tmp_path / "recipes")
+    assert not (tmp_path / "runs").exists()  # refused before anything ran
