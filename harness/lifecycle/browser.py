@@ -32,12 +32,7 @@ def browser() -> Any:
         args = list(CHROMIUM_ARGS)
         platform = detect()
         if platform.proxy is not None:  # every app's domain dialled at the remote proxy
-            host = (
-                platform.proxy.rsplit(":", 1)[0]
-                if platform.proxy.count(":") == 1
-                else platform.proxy
-            )
-            args.append(f"--host-resolver-rules=MAP *.{platform.domain} {host}")
+            args.append(f"--host-resolver-rules=MAP *.{platform.domain} {platform.proxy}")
         _open["playwright"] = sync_playwright().start()
         _open["browser"] = _open["playwright"].chromium.launch(executable_path=CHROMIUM, args=args)
     return _open["browser"]
