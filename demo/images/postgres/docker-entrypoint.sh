@@ -17,4 +17,6 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   su postgres -c "pg_ctl -D '$PGDATA' -m fast -w stop" >/dev/null
   echo "docker-entrypoint: initialised $PGDATA (user $user, database $db)"
 fi
-exec su postgres -c "exec postgres -D '$PGDATA' -c listen_addresses='*'"
+# The server replaces this shell as PID 1 (setpriv execs, su would fork and stay): the
+# stop signal reaches PostgreSQL itself. Under su it got SIGTERM, then SIGKILL 2 s later.
+exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA" -c listen_addresses='*'
