@@ -57,6 +57,7 @@ class App:
     stamp: Stamp | None = None  # what the last deploy must be stamped with
     release: str | None = None  # the tag the last deploy deployed as a release
     since: datetime = field(default_factory=lambda: datetime.now(UTC))  # last (re)start
+    restarted: frozenset[str] = frozenset()  # services cc-ci restarted at ``since``
     marker: str | None = None  # the data marker last seeded
     marked: list[str] = field(default_factory=list)  # where it was written
     stamps: dict[str, str] = field(default_factory=dict)  # labels observed after deploy
@@ -182,7 +183,7 @@ class App:
         assert self.deploy_file is not None
         with run.tracer.span("deploy", app=self.name, file=self.deploy_file.name) as span:
             span.context["chaos"] = self.stamp.chaos
-            self.since = datetime.now(UTC)
+            self.since, self.restarted = datetime.now(UTC), frozenset()
             self.stack.deploy(self.deploy_file)
         if op == "install" or upgrade:
             run.call_pre(op, self)
@@ -194,9 +195,17 @@ class App:
         self.probe(op)
         return converged
 
-    def converge(self, restarted: frozenset[str] = frozenset()) -> Converged:
+    def restart(self, shorts: list[str]) -> None:
+        """New tasks of the same spec for these services (what reads restored data)."""
+        self.since = datetime.now(UTC)
+        self.restarted = frozenset(self.stack.service_name(s) for s in shorts)
+        self.stack.restart(shorts)
+
+    def converge(self) -> Converged:
         with self.run.tracer.span("converge", app=self.name) as span:
-            done = converge([self.stack], self.since, self.window(), self.run.deadline, restarted)
+            done = converge(
+                [self.stack], self.since, self.window(), self.run.deadline, self.restarted
+            )
             span.context["services"] = done.services
         return done
 
@@ -266,7 +275,7 @@ class App:
         """The app stayed up: no task failed since its deploy, and tasks without a
         healthcheck kept running a while — what a tier asks before it passes."""
         with self.run.tracer.span("settle", app=self.name):
-            settle([self.stack], self.since, self.window(), self.run.deadline)
+            settle([self.stack], self.since, self.window(), self.run.deadline, self.restarted)
 
     def logs(self, lines: int = 30) -> str:
         """The last log lines of every service (evidence for a failing test)."""

@@ -219,12 +219,14 @@ def _host_memory_left() -> float:
 class Settled(Convergence):
     """Converged, and tasks without a healthcheck have kept running ``SETTLE_UPTIME``."""
 
-    def __init__(self, stacks: Sequence[Stack], since: datetime) -> None:
-        super().__init__(stacks, since, min_uptime=SETTLE_UPTIME)
+    def __init__(
+        self, stacks: Sequence[Stack], since: datetime, restarted: frozenset[str] = frozenset()
+    ) -> None:
+        super().__init__(stacks, since, min_uptime=SETTLE_UPTIME, restarted=restarted)
 
 
 def _await(wait: Convergence, window: float, deadline: Deadline | None) -> Converged:
-    with Wakeup(wait.since) as events:
+    with Wakeup(wait.since, [s.name for s in wait.stacks]) as events:
         state_started = datetime.now(UTC)
         wait_for(wait, window, deadline, wake=events.wait, first=TICK, most=TICK)
     seconds = (datetime.now(UTC) - state_started).total_seconds()
@@ -246,10 +248,15 @@ def converge(
 
 
 def settle(
-    stacks: Sequence[Stack], since: datetime, window: float, deadline: Deadline | None = None
+    stacks: Sequence[Stack],
+    since: datetime,
+    window: float,
+    deadline: Deadline | None = None,
+    restarted: frozenset[str] = frozenset(),
 ) -> Converged:
-    """Block until every stack has stayed converged: what a tier asks before it passes."""
-    return _await(Settled(stacks, since), window, deadline)
+    """Block until every stack has stayed converged: what a tier asks before it passes
+    (``restarted`` as for ``converge``)."""
+    return _await(Settled(stacks, since, restarted), window, deadline)
 
 
 def watch(stack: Stack, since: datetime) -> Callable[[], object]:

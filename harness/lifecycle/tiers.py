@@ -10,7 +10,6 @@ upgrade ran. An app no later tier needs is removed as soon as its tier ends.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from harness.errors import CatalogueError, MetaError, PlanError, RecipeError
@@ -253,19 +252,16 @@ def _capture(run: Run, app: App, sel: Selection, attempt: int) -> tuple[Selectio
     return sel, found
 
 
-def _restore_running(app: App, pairs: list[tuple[Selection, Archive]], op: str) -> frozenset[str]:
+def _restore_running(app: App, pairs: list[tuple[Selection, Archive]], op: str) -> None:
     """The archives into a running app (restore pre-hooks first), then restart what reads
-    the restored data, so nothing serves what it cached before; the restarted services."""
+    the restored data, so nothing serves what it cached before."""
     assert app.plan is not None
     with app.run.tracer.span("restore", app=app.name, running=True):
         for sel, found in pairs:
             if hook := sel.hooks.get("restore.pre-hook"):
                 app.exec_hook(sel.service, hook, op)
             backup.restore(app.plan, app.run.id, sel, found)
-        app.since = datetime.now(UTC)
-        shorts = sorted({sel.service for sel, _ in pairs})
-        app.stack.restart(shorts)
-    return frozenset(app.stack.service_name(s) for s in shorts)
+        app.restart(sorted({sel.service for sel, _ in pairs}))
 
 
 def _post_hooks(app: App, pairs: list[tuple[Selection, Archive]], op: str) -> None:
@@ -300,23 +296,23 @@ def restore(run: Run) -> None:
             for sel, found in cold:
                 backup.restore(fresh.plan, run.id, sel, found)
     fresh.launch("restore")
-    restarted = _restore_running(app, run.backups, "restore")
+    _restore_running(app, run.backups, "restore")
     with run.tracer.span("converge", app=f"{app.name}, {fresh.name}"):
         converge(
             [app.stack, fresh.stack],
             min(app.since, fresh.since),
             app.window(),
             run.deadline,
-            restarted,
+            app.restarted,
         )
     fresh.check_stamp()
     if warm:
-        restarted = _restore_running(fresh, warm, "restore")
+        _restore_running(fresh, warm, "restore")
     _post_hooks(app, run.backups, "restore")
     app.probe("restore")
     app.verify("restore", expected=backed_up)
     if warm:
-        fresh.converge(restarted)
+        fresh.converge()
         _post_hooks(fresh, warm, "restore")
     fresh.probe("restore")
     fresh.marked = app.marked
