@@ -1,15 +1,18 @@
 """The engine's event stream as a wake-up signal: waits re-check when something happened
-(a container started, died or changed health; a service updated), not on a blind timer."""
+to the stacks they wait on (a container started, died or changed health; a service
+updated), not on a blind timer."""
 
 from __future__ import annotations
 
 import contextlib
 import queue
 import threading
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
 from harness.swarm.engine import client, translated
+from harness.swarm.stacks import NAMESPACE_LABEL
 
 __all__ = ["Wakeup"]
 
@@ -22,10 +25,24 @@ WAKING = {
 }
 
 
-class Wakeup:
-    """``wait(timeout)`` returns as soon as an event arrives, or after ``timeout``."""
+def concerns(event: dict[str, Any], stacks: Collection[str]) -> bool:
+    """Whether an event is of a container or a service of one of ``stacks``: the engine's
+    own filters cannot say so for both kinds at once (a label filter drops service events,
+    which carry only the service's name)."""
+    attributes = (event.get("Actor") or {}).get("Attributes") or {}
+    if event.get("Type") == "service":
+        name = str(attributes.get("name", ""))
+        return any(name.startswith(f"{stack}_") for stack in stacks)
+    return attributes.get(NAMESPACE_LABEL) in stacks
 
-    def __init__(self, since: datetime) -> None:
+
+class Wakeup:
+    """``wait(timeout)`` returns as soon as an event of ``stacks`` arrives, or after
+    ``timeout``. Other runs' events do not wake it: with runs side by side, each re-checked
+    every other's containers starting and dying."""
+
+    def __init__(self, since: datetime, stacks: Collection[str]) -> None:
+        self.stacks = frozenset(stacks)
         self._events: queue.Queue[object] = queue.Queue()
         with translated("subscribing to engine events"):
             self._stream: Any = client().events(
@@ -41,7 +58,8 @@ class Wakeup:
     def _pump(self) -> None:
         try:
             for event in self._stream:
-                self._events.put(event)
+                if concerns(event, self.stacks):
+                    self._events.put(event)
         except Exception:  # the stream is closed when the wait is over, or the engine went
             self._events.put(None)  # wake the waiter: it re-checks and sees what happened
 
