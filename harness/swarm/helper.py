@@ -1,6 +1,7 @@
 """A short-lived helper container (busybox) on an app's volumes: how backups are read out
 and restores written in, as backup-bot does it — labelled with the run like everything
-else. The script is an argv for ``sh -c``; callers quote what they put in it."""
+else, and without a network (it has nothing to reach; none is set up per helper). The
+script is an argv for ``sh -c``; callers quote what they put in it."""
 
 from __future__ import annotations
 
@@ -40,7 +41,11 @@ def run_helper(
     binds = {name: {"bind": target, "mode": "rw"} for name, target in volumes.items()}
     with translated(f"helper container on {', '.join(volumes) or 'no volume'}"):
         container = client().containers.create(
-            HELPER_IMAGE, ["sh", "-c", script], volumes=binds, labels=dict(labels)
+            HELPER_IMAGE,
+            ["sh", "-c", script],
+            volumes=binds,
+            labels=dict(labels),
+            network_mode="none",  # it reads and writes volumes, nothing else
         )
         try:
             if upload is not None:
