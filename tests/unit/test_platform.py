@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,30 @@ def test_an_app_client_dials_the_proxy_with_the_apps_name() -> None:
         assert request.headers["host"] == "app.ci.example.org"
     with app_client("http://127.0.0.1:4000", "app.localhost", None) as http:
         assert str(http.build_request("GET", "/").url) == "http://127.0.0.1:4000/"
+
+
+def test_sessions_starting_together_agree_on_one_host_id(tmp_path: Path) -> None:
+    """The id is made on first use, maybe by several xdist workers at once: they must all
+    label with the same one, or this host's janitor would take their runs for another
+    host's and never sweep them."""
+    from harness.lifecycle.platform import read_or_make_host_id
+
+    path = tmp_path / "host-id"
+    start = threading.Barrier(8)
+    found: list[str] = []
+
+    def one() -> None:
+        start.wait()
+        found.append(read_or_make_host_id(path))
+
+    for _ in range(20):
+        path.unlink(missing_ok=True)
+        found.clear()
+        threads = [threading.Thread(target=one) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(set(found)) == 1, found
+        assert found[0]
+        assert path.read_text().strip() == found[0]
