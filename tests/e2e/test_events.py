@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def started() -> Iterator[list[str]]:
-    """Start a short container labelled for a stack; all removed at the end."""
+    """The containers a test started (by ``_start``): all removed at the end."""
     made: list[str] = []
     yield made
     for cid in made:
