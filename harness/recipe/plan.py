@@ -169,7 +169,7 @@ def make_plan(
         version_label=labels[carrier].get(version_key) if carrier else None,
         version_service=carrier,
         policy=tuple(
-            policy.check(config, publishes_ports=publishes_ports)
+            policy.check(config, stack=stack, domain=domain, publishes_ports=publishes_ports)
             + policy.escapes(checkout, config, documents)
         ),
         timeout=int(timeout) if timeout and str(timeout).isdigit() else None,

@@ -113,10 +113,12 @@ def _binds(service: Mapping[str, Any], volumes: Mapping[str, Any]) -> Iterator[t
                 yield "bind-mount", f"volume {source} binds {options.get('device', '?')}:{target}"
 
 
-def check(config: Mapping[str, Any], *, publishes_ports: bool) -> list[Violation]:
-    """Everything the merged ``config`` asks that the policy refuses. ``publishes_ports``:
-    whether the platform publishes the recipe's ports (the local one without IPVS drops
-    them)."""
+def check(
+    config: Mapping[str, Any], *, stack: str, domain: str, publishes_ports: bool
+) -> list[Violation]:
+    """Everything the merged ``config`` of the app ``stack`` (served at ``domain``) asks
+    that the policy refuses. ``publishes_ports``: whether the platform publishes the
+    recipe's ports (the local one without IPVS drops them)."""
     found: list[Violation] = []
     volumes = config.get("volumes") or {}
     for name, service in (config.get("services") or {}).items():

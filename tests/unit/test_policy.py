@@ -58,7 +58,7 @@ def _config(tmp_path: Path, compose: str) -> dict:
 
 
 def test_every_rule_names_the_service_and_the_value(tmp_path: Path) -> None:
-    found = policy.check(_config(tmp_path, HOSTILE), publishes_ports=True)
+    found = policy.check(_config(tmp_path, HOSTILE), stack="s", domain="d.localhost", publishes_ports=True)
     assert {(v.rule, v.value) for v in found} == {
         ("host-root", "/:/host"),
         ("docker.sock", "/var/run/docker.sock:/var/run/docker.sock"),
@@ -79,12 +79,12 @@ def test_every_rule_names_the_service_and_the_value(tmp_path: Path) -> None:
 
 
 def test_ports_the_platform_drops_are_not_published(tmp_path: Path) -> None:
-    found = policy.check(_config(tmp_path, HOSTILE), publishes_ports=False)
+    found = policy.check(_config(tmp_path, HOSTILE), stack="s", domain="d.localhost", publishes_ports=False)
     assert "low-port" not in {v.rule for v in found}
 
 
 def test_a_refusal_is_one_line_per_rule_and_says_how_to_allow(tmp_path: Path) -> None:
-    found = policy.check(_config(tmp_path, HOSTILE), publishes_ports=True)
+    found = policy.check(_config(tmp_path, HOSTILE), stack="s", domain="d.localhost", publishes_ports=True)
     with pytest.raises(PolicyError) as refused:
         policy.enforce(found, {})
     lines = str(refused.value).splitlines()
