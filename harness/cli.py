@@ -58,8 +58,9 @@ def _plan(args: argparse.Namespace) -> int:
     # The low-port rule applies where the platform publishes the recipe's own ports.
     publishes = detect().ipvs
     print(f"identity: {recipe} (from {source})")
-    print(make_plan(recipe, checkout, env, sample, publishes_ports=publishes).describe())
-    return 0
+    plan = make_plan(recipe, checkout, env, sample, publishes_ports=publishes)
+    print(plan.describe())
+    return 2 if plan.policy else 0  # the policy refuses it: a run would not deploy it
 
 
 def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
@@ -387,7 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("recipes", nargs="*", help="recipe dirs, names or repos")
     for option, help_text in OPTIONS.items():
         run.add_argument(f"--{option}", help=help_text)
-    plan = commands.add_parser("plan", help="print the deploy plan of a recipe checkout")
+    plan = commands.add_parser(
+        "plan", help="print the deploy plan of a recipe checkout (exit 2: the policy refuses it)"
+    )
     plan.add_argument("checkout", type=Path)
     plan.add_argument("--recipe", help="the recipe name (default: the checkout dir's name)")
     plan.add_argument(

@@ -9,7 +9,6 @@ The identity: a domain unique to the run, and the stack named from it as abra na
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness import proc
 from harness.errors import MetaError, PlanError, StampError, last_line
 from harness.lifecycle import backup, deploy, deps
 from harness.lifecycle.converge import Converged, converge, settle, watch
@@ -143,7 +143,12 @@ class App:
             release = None
         with run.tracer.span("plan", app=self.name, sha=self.tree.sha):
             plan = self.plan = make_plan(
-                recipe, self.tree.path, self.env, sample, publishes_ports=run.platform.ipvs
+                recipe,
+                self.tree.path,
+                self.env,
+                sample,
+                publishes_ports=run.platform.ipvs,
+                allowed=run.meta.ALLOW,
             )
         for warning in plan.warnings:
             log.warning("%s: %s", self.name, warning)
@@ -299,17 +304,20 @@ class App:
         return dict(value)
 
     def _install_steps(self) -> None:
-        """The recipe dir's install_steps.sh, in the app's checkout, with the app's env."""
+        """The recipe dir's install_steps.sh, in the app's checkout, with the app's env as
+        its variables — less those that steer a process (PATH, BASH_ENV, LD_*, …), which
+        a recipe never sets for a process cc-ci starts."""
         steps = self.run.recipe.install_steps
         assert steps is not None
+        left_out = proc.dropped(self.env)
+        if left_out:
+            log.info("%s: install_steps.sh runs without %s", self.name, ", ".join(left_out))
         with self.run.tracer.span("install_steps", app=self.name):
             try:
-                done = subprocess.run(
+                done = proc.run(
                     ["bash", str(steps)],
                     cwd=self.tree.path,
-                    capture_output=True,
-                    text=True,
-                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **self.env},
+                    data=self.env,
                     timeout=self.run.deadline.bound(INSTALL_STEPS_WINDOW),
                 )
             except subprocess.TimeoutExpired as exc:

@@ -9,7 +9,13 @@ then the app's identity (``DOMAIN``, ``STACK_NAME``, …) — never cc-ci's own 
 A trailing comment on a ``SECRET_*_VERSION`` line carries modifiers such as
 ``# length=32 charset=hex generate=false``. ``abra.sh`` is read, not executed: like abra,
 cc-ci takes its ``export NAME=value`` lines (config versions) — a recipe under test is
-untrusted code, and its functions are abra's business.
+untrusted code, and its functions are abra's business. An export of a variable cc-ci owns
+(the app's identity: ``TYPE``, ``RECIPE``, ``DOMAIN``, ``STACK_NAME``, …) is refused by name.
+
+The env is data: it reaches compose interpolation through ``harness.recipe.compose``, and
+is never the environment of a process. It is bounded all the same: an env file of more
+than ``MAX_LINES`` lines, or a value that expands past ``MAX_VALUE`` bytes, is refused
+naming the variable.
 """
 
 from __future__ import annotations
@@ -22,7 +28,23 @@ from pathlib import Path
 from harness.errors import PlanError
 from harness.recipe.policy import inside
 
-__all__ = ["EnvFile", "abra_exports", "app_env", "expand", "identity", "parse_env"]
+__all__ = [
+    "MAX_LINES",
+    "MAX_VALUE",
+    "OWNED",
+    "EnvFile",
+    "abra_exports",
+    "app_env",
+    "expand",
+    "identity",
+    "parse_env",
+    "utf8_text",
+]
+
+MAX_LINES = 1000
+MAX_VALUE = 64 * 1024
+# The app's identity, which cc-ci sets and a recipe's abra.sh may not.
+OWNED = ("TYPE", "RECIPE", "DOMAIN", "STACK_NAME", "LETS_ENCRYPT_ENV")
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 _REF = re.compile(
@@ -50,7 +72,10 @@ def parse_env(
     pinned, outer = pinned or {}, outer or {}
     values: dict[str, str] = {}
     modifiers: dict[str, dict[str, str]] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    if len(lines) > MAX_LINES:
+        raise PlanError(f"{name}: {len(lines)} lines, over the {MAX_LINES} an env file may have")
+    for number, raw in enumerate(lines, 1):
         match = _LINE.match(raw)
         if not match or raw.lstrip().startswith("#"):
             continue
@@ -66,6 +91,11 @@ def parse_env(
         else:
             value, _, comment = (rest + " ").partition(" #")
             value = expand(value.strip(), scope)
+        if len(value) > MAX_VALUE:
+            raise PlanError(
+                f"{name}:{number}: {key} expands to {len(value)} bytes, over the"
+                f" {MAX_VALUE // 1024} KiB a value may have"
+            )
         values[key] = pinned.get(key, value)
         pairs = dict(
             token.split("=", 1) for token in comment.strip().lstrip("#").split() if "=" in token
@@ -106,12 +136,20 @@ def expand(value: str, env: Mapping[str, str]) -> str:
 
 
 def abra_exports(path: Path) -> dict[str, str]:
-    """The ``export NAME=value`` lines of an abra.sh (missing file: none)."""
+    """The ``export NAME=value`` lines of an abra.sh (missing file: none); an export of a
+    variable cc-ci owns (``OWNED``) is refused by name."""
     if not path.is_file():
         return {}
     text = path.read_text(errors="replace")
-    exports = (line for line in text.splitlines() if line.lstrip().startswith("export "))
-    return parse_env("\n".join(exports)).values
+    exports = [line for line in text.splitlines() if line.lstrip().startswith("export ")]
+    values = parse_env("\n".join(exports), name="abra.sh").values
+    for owned in OWNED:
+        if owned in values:
+            raise PlanError(
+                f"abra.sh: export {owned}: the app's {owned} is cc-ci's to set, never the"
+                " recipe's (abra.sh may export config and secret versions)"
+            )
+    return values
 
 
 def identity(name: str, checkout: Path) -> tuple[str, str]:
@@ -122,7 +160,7 @@ def identity(name: str, checkout: Path) -> tuple[str, str]:
     sample = inside(checkout, ".env.sample", "env file")
     if sample.is_file():
         try:
-            values = parse_env(_text(sample)).values
+            values = parse_env(utf8_text(sample)).values
         except PlanError:
             values = {}  # the plan names the defect
     raw, source = next(
@@ -144,7 +182,7 @@ def app_env(
             f"{recipe}: no .env.sample in the recipe (abra builds every app's env from it)"
         )
     own = {"TYPE": recipe, "DOMAIN": domain, "STACK_NAME": stack, "LETS_ENCRYPT_ENV": ""}
-    sample = parse_env(_text(sample_path), pinned=own, outer=own)
+    sample = parse_env(utf8_text(sample_path), pinned=own, outer=own)
     env = {"TYPE": recipe, **sample.values, **own}  # TYPE first, as abra writes it
     env.setdefault("COMPOSE_FILE", "compose.yml")
     for name, value in extra.items():
@@ -153,7 +191,8 @@ def app_env(
     return env, sample
 
 
-def _text(path: Path) -> str:
+def utf8_text(path: Path) -> str:
+    """The text of ``path``; not UTF-8 is one PlanError naming the byte."""
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

@@ -11,22 +11,21 @@ not exist, services without an image.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.errors import PlanError
-from harness.recipe import policy
-from harness.recipe.appenv import EnvFile
+from harness.recipe import compose, policy
+from harness.recipe.appenv import EnvFile, utf8_text
 from harness.recipe.policy import Violation
 from harness.swarm import stack_config
 
-__all__ = ["Plan", "SecretPlan", "make_plan"]
+__all__ = ["Plan", "Resolved", "SecretPlan", "make_plan", "merged_config", "resolve"]
 
 _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+MAX_SECRET_BYTES = 500 * 1024  # swarm's own bound on a secret's data
 _PORT_LABEL = re.compile(r"^traefik\.http\.services\.[^.]+\.loadbalancer\.server\.port$")
 
 
@@ -113,33 +112,25 @@ def make_plan(
     sample: EnvFile,
     *,
     publishes_ports: bool = True,
+    allowed: Collection[str] = (),
 ) -> Plan:
     """Plan the deploy of ``checkout`` with ``env``; every defect raises one PlanError.
     ``publishes_ports``: whether the platform publishes the recipe's own ports (for the
-    deploy policy's low-port rule)."""
+    deploy policy's low-port rule); ``allowed``: the policy rules the recipe dir allows
+    (an ``env_file`` from outside the checkout is read only where ``outside-file`` is)."""
     stack, domain = env["STACK_NAME"], env["DOMAIN"]
     files = tuple(f for f in env.get("COMPOSE_FILE", "compose.yml").split(":") if f)
-    documents: dict[str, Any] = {}  # each compose file as written, parsed once
-    for name in files:
-        path = policy.inside(checkout, name, "compose file")
-        if not path.is_file():
-            raise PlanError(f"COMPOSE_FILE names {name}, which does not exist in the recipe")
-        try:
-            documents[name] = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{name}:{mark.line + 1}" if mark else name
-            raise PlanError(f"{where}: bad YAML: {getattr(exc, 'problem', exc)}") from exc
-    config = stack_config(checkout, files, env)
+    resolved = resolve(checkout, files, env, allowed)
+    config = stack_config(resolved.texts)
     problems: list[str] = []
     warnings = [
         f"variable {var} is not set ({', '.join(where)}); it becomes blank"
-        for var, where in _unset_variables(documents, env).items()
+        for var, where in resolved.unset.items()
     ]
     services: dict[str, Any] = config.get("services") or {}
     images = {svc: spec.get("image") or "" for svc, spec in services.items()}
     problems += [f"service {svc} has no image" for svc, image in images.items() if not image]
-    secrets = _secrets(config, documents, sample, env, problems)
+    secrets = _secrets(config, resolved.documents, sample, env, problems)
     configs = _configs(config, checkout, problems, warnings)
     problems += _too_long(stack, services, secrets, configs)
     if problems:
@@ -170,37 +161,143 @@ def make_plan(
         version_service=carrier,
         policy=tuple(
             policy.check(config, stack=stack, domain=domain, publishes_ports=publishes_ports)
-            + policy.escapes(checkout, config, documents)
+            + list(resolved.outside)
         ),
         timeout=int(timeout) if timeout and str(timeout).isdigit() else None,
         warnings=tuple(warnings),
     )
 
 
-def _strings(node: Any) -> Iterator[str]:
-    """Every string value of a loaded YAML document (interpolation applies to values only)."""
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for value in node.values():
-            yield from _strings(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _strings(value)
+@dataclass(frozen=True)
+class Resolved:
+    """The compose files of an app, read and resolved by cc-ci for the CLI to merge."""
+
+    documents: dict[str, Any]  # each file as written (scalars as text)
+    texts: tuple[tuple[str, str], ...]  # (file, interpolated text, paths absolute)
+    unset: dict[str, list[str]]  # variables used but set nowhere -> the files using them
+    outside: tuple[Violation, ...]  # files the recipe names from outside its checkout
 
 
-def _unset_variables(documents: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, list[str]]:
+def resolve(
+    checkout: Path, files: Sequence[str], env: Mapping[str, str], allowed: Collection[str] = ()
+) -> Resolved:
+    """Read ``files`` of ``checkout`` (each inside it, at most ``MAX_COMPOSE_BYTES``),
+    interpolate them with ``env`` as the CLI would, inline their ``env_file``s, resolve bare
+    ``environment`` keys from ``env`` and make their paths absolute: what
+    ``docker stack config --skip-interpolation`` merges without reading a host file or an
+    environment variable. A file from outside the checkout is named (``outside``), and
+    never read unless ``allowed`` holds ``outside-file``."""
+    documents: dict[str, Any] = {}
+    texts: list[tuple[str, str]] = []
     unset: dict[str, list[str]] = {}
-    for name, document in documents.items():
-        for value in _strings(document):
-            for match in _VAR.finditer(value.replace("$$", "")):
-                var, modifier = match[1] or match[3], match[2] or ""
-                if var in env or modifier.startswith((":-", "-", ":?", "?")):
-                    continue
-                unset.setdefault(var, [])
-                if name not in unset[var]:
-                    unset[var].append(name)
-    return unset
+    outside: list[Violation] = []
+    workdir = (checkout / files[0]).parent if files else checkout
+    for name in files:
+        path = policy.inside(checkout, name, "compose file")
+        if not path.is_file():
+            raise PlanError(f"COMPOSE_FILE names {name}, which does not exist in the recipe")
+        size = path.stat().st_size
+        if size > compose.MAX_COMPOSE_BYTES:
+            raise PlanError(
+                f"{name}: {size} bytes, over the {compose.MAX_COMPOSE_BYTES >> 20} MiB"
+                " a compose file may have"
+            )
+        documents[name] = compose.load(utf8_text(path), name)
+        done = compose.interpolate(documents[name], env, name)
+        for var, where in done.unset.items():
+            unset.setdefault(var, []).extend(w for w in where if w not in unset[var])
+        document = _absolute_paths(done.document, workdir, name)
+        found = policy.escapes(checkout, document, {name: document})
+        outside += found
+        read_outside = "outside-file" in allowed or not any(
+            v.value.startswith("env_file") for v in found
+        )
+        texts.append(
+            (name, compose.dump(_inline_environment(document, env, checkout, read_outside)))
+        )
+    return Resolved(documents, tuple(texts), unset, tuple(outside))
+
+
+def merged_config(checkout: Path, files: Sequence[str], env: Mapping[str, str]) -> Any:
+    """The merged config of ``files`` with ``env``, as the plan has it."""
+    return stack_config(resolve(checkout, files, env).texts)
+
+
+def _absolute(workdir: Path, path: str) -> str:
+    """``path`` as the CLI's loader makes it absolute (``~`` is the operator's home)."""
+    if path.startswith("~"):
+        return str(Path(path).expanduser())
+    return str((workdir / path).absolute()) if not path.startswith("/") else path
+
+
+def _absolute_paths(document: Any, workdir: Path, name: str) -> Any:
+    """``document`` with the relative paths of its files (configs, secrets, env files) and
+    binds made absolute, as the CLI's loader makes them."""
+    if not isinstance(document, dict):
+        raise PlanError(f"{name}: not a compose file (a mapping at the top)")
+    for section in ("configs", "secrets"):
+        for spec in (document.get(section) or {}).values():
+            if isinstance(spec, dict) and isinstance(spec.get("file"), str):
+                spec["file"] = _absolute(workdir, spec["file"])
+    for spec in (document.get("services") or {}).values():
+        if not isinstance(spec, dict):
+            continue
+        env_files = spec.get("env_file")
+        if env_files:
+            listed = [env_files] if isinstance(env_files, str) else env_files
+            spec["env_file"] = [_absolute(workdir, str(f)) for f in listed]
+        for number, mount in enumerate(spec.get("volumes") or ()):
+            if isinstance(mount, str):
+                source, sep, rest = mount.partition(":")
+                if sep and source.startswith((".", "~")):
+                    spec["volumes"][number] = f"{_absolute(workdir, source)}:{rest}"
+            elif (
+                isinstance(mount, dict)
+                and mount.get("type") == "bind"
+                and isinstance(mount.get("source"), str)
+            ):
+                mount["source"] = _absolute(workdir, mount["source"])
+    return document
+
+
+def _inline_environment(
+    document: dict[str, Any], env: Mapping[str, str], checkout: Path, read_outside: bool
+) -> dict[str, Any]:
+    """``document`` with nothing left for the CLI to read from the host or from its own
+    environment: each service's ``env_file``s inlined into its ``environment`` (which wins),
+    bare keys taken from ``env`` (an unset one dropped: the CLI would take it from its own
+    environment at deploy, and nothing of cc-ci's is the app's). An env file
+    from outside ``checkout`` is read only when ``read_outside``."""
+    root = checkout.resolve()
+    for service, spec in (document.get("services") or {}).items():
+        if not isinstance(spec, dict):
+            continue
+        environment: dict[str, Any] = {}
+        for env_file in spec.pop("env_file", None) or ():
+            path = Path(env_file)
+            if not path.resolve().is_relative_to(root) and not read_outside:
+                continue  # the policy names it; never read
+            shown = path.relative_to(checkout) if path.is_relative_to(checkout) else path.name
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise PlanError(
+                    f"service {service}: env_file {shown}: {type(exc).__name__}"
+                ) from None
+            environment.update(compose.env_file_lines(text, str(shown)))
+        given = spec.get("environment") or {}
+        if isinstance(given, list):
+            given = {k: v for k, _, v in (str(item).partition("=") for item in given)} | {
+                str(item): None for item in given if "=" not in str(item)
+            }
+        environment.update(given)
+        if environment or "environment" in spec:
+            spec["environment"] = {
+                key: (env[key] if compose.is_null(value) else value)
+                for key, value in environment.items()
+                if not compose.is_null(value) or key in env
+            }
+    return document
 
 
 def _used(config: Mapping[str, Any], section: str) -> dict[str, list[str]]:
@@ -239,6 +336,11 @@ def _secrets(
         length = int(mods["length"]) if mods.get("length", "").isdigit() else 32
         if "length" in mods and not mods["length"].isdigit():
             problems.append(f"{var}: length={mods['length']!r} is not a number")
+        if length > MAX_SECRET_BYTES:
+            problems.append(
+                f"{var}: length={length} is over the {MAX_SECRET_BYTES // 1024} KiB swarm allows"
+            )
+            continue
         planned.append(
             SecretPlan(
                 key=key,
@@ -280,9 +382,10 @@ def _configs(
             warnings.append(f"config {key} is defined but no service uses it")
         if name.endswith("_"):
             problems.append(f"config {key}: its name {name!r} lacks a version (set it in abra.sh)")
-        file = spec.get("file")
-        if file and not (checkout / file).is_file():
-            rel = Path(file).relative_to(checkout) if Path(file).is_absolute() else file
+        file = (checkout / spec["file"]).resolve() if spec.get("file") else None
+        # A file from outside the checkout is the policy's to name: never even looked at.
+        if file and file.is_relative_to(checkout.resolve()) and not file.is_file():
+            rel = file.relative_to(checkout.resolve())
             problems.append(f"config {key}: file {rel} does not exist in the recipe")
         configs[key] = name
     return configs

@@ -1,20 +1,24 @@
 """The docker CLI, only where the SDK has no equivalent: ``stack deploy``, ``stack config``.
 
-Argv lists, never a shell line. A failure is translated like the SDK's: the engine or the
-CLI itself failing (unreachable, timed out) is infra; the CLI refusing the recipe's config
-is the class the caller names.
+Argv lists, never a shell line, and the allowlist environment of ``harness.proc``: nothing
+a recipe supplies is ever the CLI's environment (the compose files it is handed are
+interpolated by cc-ci already, ``harness.recipe.compose``). A failure is translated like
+the SDK's: the engine or the CLI itself failing (unreachable, timed out) is infra; the
+CLI refusing the recipe's config is the class the caller names.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from harness import proc
 from harness.errors import CcciError, EngineError, PlanError, PlatformError, last_line
 
 __all__ = ["docker", "stack_config"]
@@ -34,19 +38,11 @@ def docker(
     what: str,
     refused: type[CcciError],
     cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
     timeout: float = 300,
 ) -> str:
     """Run ``docker <argv>``; its stdout, or the failure translated."""
     try:
-        done = subprocess.run(
-            ["docker", *argv],
-            cwd=cwd,
-            env=None if env is None else dict(env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        done = proc.run(["docker", *argv], cwd=cwd, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise EngineError(f"{what}: docker {argv[0]} did not finish within {timeout:.0f}s") from exc
     except OSError as exc:
@@ -59,18 +55,27 @@ def docker(
     return done.stdout
 
 
-def stack_config(checkout: Path, files: Sequence[str], env: Mapping[str, str]) -> Any:
-    """The merged, interpolated config of ``files`` with ``env``, by the very loader
-    ``docker stack deploy`` uses (it needs no engine)."""
-    argv = ["stack", "config"]
-    for name in files:
-        argv += ["-c", name]
-    out = docker(
-        argv,
-        what="docker stack config",
-        refused=PlanError,
-        cwd=checkout,
-        env={"PATH": "/usr/local/bin:/usr/bin:/bin", **env},
-        timeout=60,
-    )
+def stack_config(documents: Sequence[tuple[str, str]], *, timeout: float = 60) -> Any:
+    """The merged config of compose ``documents`` (``(name, text)``, interpolated already,
+    their paths absolute), by the very loader ``docker stack deploy`` uses (it needs no
+    engine). A refusal names the document by its own name, not the scratch file's."""
+    with tempfile.TemporaryDirectory(prefix="cc-ci-compose-") as scratch:
+        argv = ["stack", "config", "--skip-interpolation"]
+        for number, (_, text) in enumerate(documents):
+            path = Path(scratch) / f"{number}.yml"
+            path.write_text(text)
+            argv += ["-c", str(path)]
+        try:
+            out = docker(
+                argv,
+                what="docker stack config",
+                refused=PlanError,
+                cwd=Path(scratch),
+                timeout=timeout,
+            )
+        except PlanError as exc:
+            message = str(exc)
+            for number, (name, _) in enumerate(documents):
+                message = message.replace(str(Path(scratch) / f"{number}.yml"), name)
+            raise PlanError(message.replace(scratch, ".")) from None
     return yaml.safe_load(out) or {}

@@ -22,8 +22,7 @@ from harness.lifecycle.platform import (
     run_labels,
 )
 from harness.recipe.appenv import app_env
-from harness.recipe.plan import Plan, SecretPlan, make_plan
-from harness.swarm import stack_config
+from harness.recipe.plan import Plan, SecretPlan, make_plan, merged_config
 
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "recipes" / "radicale" / "1.0.0+3.1.9"
 
@@ -98,7 +97,7 @@ def test_deploy_file_keeps_strings_strings_and_dollars_literal(tmp_path: Path) -
     assert '"2905e9"' in text  # bare, YAML 1.2 reads it as 2.905e+12
     assert "$$(cat /x)" in text  # deploy interpolates again: $ must stay escaped
     (tmp_path / "compose.yml").write_text(text)
-    merged = stack_config(tmp_path, ("compose.yml",), {})  # Docker's own loader
+    merged = merged_config(tmp_path, ("compose.yml",), {})  # Docker's own loader
     app = merged["services"]["app"]
     assert app["deploy"]["labels"] == {RUN_LABEL: "2905e9", "chaos-version": "12345e67"}
     assert app["command"][2] == 'echo "$(cat /x)"'
@@ -136,7 +135,7 @@ def test_a_malformed_resource_is_named(name: str, value: str) -> None:
 def test_the_limits_deploy_on_docker_as_written(plan: Plan, tmp_path: Path) -> None:
     config, _ = deploy_config(plan, Platform("local", ipvs=False), "r", STAMP, 40123)
     (tmp_path / "deploy.yml").write_text(render_deploy_file(config))
-    merged = stack_config(tmp_path, ("deploy.yml",), {})
+    merged = merged_config(tmp_path, ("deploy.yml",), {})
     assert merged["services"]["app"]["deploy"]["resources"]["limits"] == {
         "cpus": "1",
         "memory": str(memory_bytes("1G")),

@@ -14,9 +14,8 @@ from harness.errors import MetaError
 from harness.recipe import meta, policy
 from harness.recipe.appenv import app_env
 from harness.recipe.catalogue import DEFAULT_CATALOGUE
-from harness.recipe.plan import make_plan
+from harness.recipe.plan import make_plan, merged_config
 from harness.recipe.policy import PolicyError
-from harness.swarm import stack_config
 
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "recipes"
 
@@ -54,11 +53,13 @@ volumes:
 
 def _config(tmp_path: Path, compose: str) -> dict:
     (tmp_path / "compose.yml").write_text(compose)
-    return stack_config(tmp_path, ("compose.yml",), {})
+    return merged_config(tmp_path, ("compose.yml",), {})
 
 
 def test_every_rule_names_the_service_and_the_value(tmp_path: Path) -> None:
-    found = policy.check(_config(tmp_path, HOSTILE), stack="s", domain="d.localhost", publishes_ports=True)
+    found = policy.check(
+        _config(tmp_path, HOSTILE), stack="s", domain="d.localhost", publishes_ports=True
+    )
     assert {(v.rule, v.value) for v in found} == {
         ("host-root", "/:/host"),
         ("docker.sock", "/var/run/docker.sock:/var/run/docker.sock"),
@@ -79,12 +80,16 @@ def test_every_rule_names_the_service_and_the_value(tmp_path: Path) -> None:
 
 
 def test_ports_the_platform_drops_are_not_published(tmp_path: Path) -> None:
-    found = policy.check(_config(tmp_path, HOSTILE), stack="s", domain="d.localhost", publishes_ports=False)
+    found = policy.check(
+        _config(tmp_path, HOSTILE), stack="s", domain="d.localhost", publishes_ports=False
+    )
     assert "low-port" not in {v.rule for v in found}
 
 
 def test_a_refusal_is_one_line_per_rule_and_says_how_to_allow(tmp_path: Path) -> None:
-    found = policy.check(_config(tmp_path, HOSTILE), stack="s", domain="d.localhost", publishes_ports=True)
+    found = policy.check(
+        _config(tmp_path, HOSTILE), stack="s", domain="d.localhost", publishes_ports=True
+    )
     with pytest.raises(PolicyError) as refused:
         policy.enforce(found, {})
     lines = str(refused.value).splitlines()
