@@ -177,7 +177,8 @@ class App:
         with run.tracer.span("secrets", app=self.name):
             deploy.create_secrets(plan, run.id)
         with run.tracer.span("pull", app=self.name, policy=run.pull):
-            ensure_images(plan.images, run.pull, catalogue.CACHE_DIR / "pulls")
+            seconds = run.deadline.bound(run.deadline.seconds)  # pulls too end with the run
+            ensure_images(plan.images, run.pull, catalogue.CACHE_DIR / "pulls", seconds=seconds)
 
     def launch(self, op: str, *, upgrade: bool = False) -> None:
         """``docker stack deploy`` of what ``prepare`` wrote; then ``pre_install`` (or

@@ -21,8 +21,9 @@ from harness.errors import CcciError
 from harness.lifecycle import deps, janitor, teardown
 from harness.lifecycle.app import App
 from harness.lifecycle.backup import Archive, Selection
+from harness.lifecycle.diskwatch import DEFAULT_DISK, DiskWatch
 from harness.lifecycle.hooks import DEPS_FILE_ENV, call_named
-from harness.lifecycle.platform import Platform, detect
+from harness.lifecycle.platform import RUN_LABEL, Platform, detect
 from harness.lifecycle.waits import Deadline
 from harness.recipe import catalogue, manifest
 from harness.recipe.catalogue import Checkout
@@ -68,6 +69,7 @@ class Run:
         self.deadline = Deadline(deadline)
         self.id = uuid.uuid4().hex[:6]
         self.lease = janitor.Lease(self.id).acquire()  # held until close(), or death
+        self.disk = DiskWatch(f"{RUN_LABEL}={self.id}", DEFAULT_DISK, self.deadline)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         self.dir = runs_root / f"{self.name}-{stamp}-{self.id}"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -199,6 +201,8 @@ class Run:
     def _release(self) -> None:
         """The run's port claims, lease, results, trace, log and environment."""
         janitor.release_ports(self.id)
+        self.disk.close()
+        log.info("run %s: its resources held %d bytes of disk at most", self.id, self.disk.peak)
         self.lease.release()
         self.results.finish()
         self.tracer.close_run("finished")

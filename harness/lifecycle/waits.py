@@ -27,16 +27,28 @@ __all__ = ["Deadline", "EngineAnswers", "HookProbe", "HttpHealth", "Wait", "wait
 
 
 class Deadline:
-    """What is left of the run's time; every wait of the run is cut to it."""
+    """What is left of the run's time; every wait of the run is cut to it. A run can
+    also be stopped before its time (``stop``): every wait then ends with that error."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._ends = time.monotonic() + seconds
+        self.stopped: CcciError | None = None
 
     def left(self) -> float:
-        return self._ends - time.monotonic()
+        return 0.0 if self.stopped is not None else self._ends - time.monotonic()
+
+    def stop(self, why: CcciError) -> None:
+        """End the run now (from any thread): every wait raises ``why``."""
+        self.stopped = why
+
+    def check(self) -> None:
+        """Raise why the run was stopped, if it was."""
+        if self.stopped is not None:
+            raise type(self.stopped)(str(self.stopped))
 
     def bound(self, window: float) -> float:
+        self.check()
         left = self.left()
         if left <= 0:
             raise ConvergeError(f"the run passed its deadline of {self.seconds:.0f}s")
@@ -70,6 +82,8 @@ def wait_for(
         done, state = wait.check()
         if done:
             return state
+        if deadline is not None:
+            deadline.check()
         left = ends - time.monotonic()
         if left <= 0:
             raise wait.timed_out(window, state)

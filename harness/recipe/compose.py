@@ -45,7 +45,9 @@ __all__ = [
 ]
 
 MAX_COMPOSE_BYTES = 4 * 1024 * 1024  # a recipe's compose file is kilobytes; past this, refused
-MAX_VALUES = 200_000  # values in one file, aliases counted each time they are used
+MAX_VALUES = (
+    100_000  # values in one file, aliases counted each time they are used (a real one: hundreds)
+)
 
 # docker/cli cli/compose/template: the delimiter, then an escape, a name, a braced
 # substitution, or nothing valid; names are matched without regard to case.

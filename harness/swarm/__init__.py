@@ -12,7 +12,7 @@ engine refuses of the recipe (its stack config, an image it names) is the recipe
     cli.py        the docker CLI where the SDK has no equivalent: stack deploy, stack config
     stacks.py     Stack and Service: deploy, services and tasks, exec, logs, restart
     events.py     the engine's event stream as a wake-up for waits
-    resources.py  labelled resources: list, remove, secrets, volumes, images, nodes
+    resources.py  labelled resources: list, remove, secrets, volumes, images, nodes, disk use
     helper.py     a short-lived helper container on an app's volumes
 """
 
@@ -26,6 +26,7 @@ from harness.swarm.resources import (
     Resource,
     create_secret,
     create_volume,
+    disk_use,
     ensure_images,
     labelled,
     ready_nodes,
@@ -45,6 +46,7 @@ __all__ = [
     "Wakeup",
     "create_secret",
     "create_volume",
+    "disk_use",
     "ensure_images",
     "labelled",
     "ping",

@@ -5,7 +5,9 @@ images checked or pulled, nodes counted."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from harness.errors import DeployError, EngineError, last_line
 from harness.reports import progress
@@ -25,6 +27,7 @@ __all__ = [
     "Resource",
     "create_secret",
     "create_volume",
+    "disk_use",
     "ensure_images",
     "labelled",
     "ready_nodes",
@@ -122,20 +125,22 @@ PULL_POLICIES = ("missing", "always", "never")
 _TRANSIENT = re.compile(r"\b(50[234]|timeout|timed out|connection reset|EOF)\b", re.IGNORECASE)
 
 
-def ensure_images(images: Mapping[str, str], policy: str, locks: Path) -> None:
+def ensure_images(images: Mapping[str, str], policy: str, locks: Path, *, seconds: float) -> None:
     """Every image (service -> image) present as ``policy`` says — ``missing``: pulled if
     absent; ``always``: pulled again, but for images built here (no registry digest),
     used as they are; ``never``: only what is here — pulled side by side, each image once
-    across concurrent runs (a lock per image in ``locks``). The first failure is raised."""
+    across concurrent runs (a lock per image in ``locks``), all within ``seconds`` (the
+    run's deadline). The first failure is raised."""
+    ends = time.monotonic() + seconds
     first = {image: service for service, image in reversed(list(images.items()))}
     todo = [(i, s) for i, s in first.items() if not _usable(_local(i), policy)]
     if len(todo) <= 1:  # the usual case: everything is here, checked in this thread
         for image, service in todo:
-            _obtain(image, service, policy, locks)
+            _obtain(image, service, policy, locks, ends)
         return
     pool = ThreadPoolExecutor(max_workers=4)
     try:
-        for future in [pool.submit(_obtain, i, s, policy, locks) for i, s in todo]:
+        for future in [pool.submit(_obtain, i, s, policy, locks, ends) for i, s in todo]:
             future.result()
     finally:  # on a failure or Ctrl-C: pulls not started never start, none is waited for
         pool.shutdown(wait=False, cancel_futures=True)
@@ -157,8 +162,9 @@ def _local(image: str) -> Any:
             return None
 
 
-def _obtain(image: str, service: str, policy: str, locks: Path) -> None:
-    """Pull an image that is not usable as it is here (``ensure_images`` checked)."""
+def _obtain(image: str, service: str, policy: str, locks: Path, ends: float) -> None:
+    """Pull an image that is not usable as it is here (``ensure_images`` checked), by the
+    monotonic time ``ends``."""
     if policy == "never":
         raise DeployError(
             f"image {image} (service {service}) is not present locally, and --pull never"
@@ -166,12 +172,20 @@ def _obtain(image: str, service: str, policy: str, locks: Path) -> None:
         )
     key = hashlib.sha1(image.encode()).hexdigest()[:16]
     locks.mkdir(parents=True, exist_ok=True)
-    with FileLock(locks / f"{key}.lock"):
+    lock = FileLock(locks / f"{key}.lock", timeout=max(0.0, ends - time.monotonic()))
+    try:
+        lock.acquire()
+    except Timeout:
+        raise EngineError(
+            f"image {image} (service {service}): another run's pull of it outlasted the"
+            " run's deadline"
+        ) from None
+    try:
         if policy == "missing" and _local(image) is not None:
             return  # another run pulled it meanwhile
         for attempt in (1, 2):
             try:
-                _pull(image)
+                _pull(image, ends)
                 return
             except EngineError as exc:
                 if attempt == 2 or not _TRANSIENT.search(str(exc)):
@@ -182,13 +196,17 @@ def _obtain(image: str, service: str, policy: str, locks: Path) -> None:
                 raise DeployError(
                     f"image {image} (service {service}) cannot be pulled: {last_line(str(exc))}"
                 ) from exc
+    finally:
+        lock.release()
 
 
-def _pull(image: str) -> None:
-    """Pull ``image``, its progress said as steps."""
+def _pull(image: str, ends: float) -> None:
+    """Pull ``image`` by the monotonic time ``ends``, its progress said as steps."""
     name, tag = _reference(image)
     with translated(f"pulling {image}", refused=DeployError):
         for event in client().api.pull(name, tag, stream=True, decode=True):
+            if time.monotonic() > ends:
+                raise EngineError(f"pulling {image}: not done by the run's deadline")
             if "error" in event:
                 raise EngineError(str(event["error"]))
             said = " ".join(str(event.get(k, "")) for k in ("id", "status", "progress"))
@@ -203,6 +221,45 @@ def _reference(image: str) -> tuple[str, str | None]:
         name, _, tag = image.rpartition(":")
         return name, tag
     return image, "latest"
+
+
+def disk_use(label: str) -> dict[str, int]:
+    """Bytes the resources carrying ``label`` hold on disk: each container's writable
+    layer (``container <service or name>``) and each volume (``volume <name>``) — a volume
+    measured where its mount point is on this host (the local engine), else not at all."""
+    used: dict[str, int] = {}
+    with translated(f"measuring the disk of {label}"):
+        for row in client().api.containers(all=True, size=True, filters={"label": label}):
+            labels = row.get("Labels") or {}
+            owner = labels.get("com.docker.swarm.service.name") or row["Names"][0].lstrip("/")
+            key = f"container {owner}"
+            used[key] = used.get(key, 0) + int(row.get("SizeRw") or 0)
+        volumes = client().api.volumes(filters={"label": label}).get("Volumes") or []
+    for volume in volumes:
+        mount = Path(volume.get("Mountpoint") or "/nonexistent")
+        if mount.is_dir():
+            used[f"volume {volume['Name']}"] = _tree_bytes(mount)
+    return used
+
+
+def _tree_bytes(root: Path) -> int:
+    """The bytes of the files under ``root`` (as allocated), not following links."""
+    total = 0
+    stack = [root]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue  # removed meanwhile, or unreadable
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                else:
+                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+            except OSError:
+                continue
+    return total
 
 
 def ready_nodes() -> int:
