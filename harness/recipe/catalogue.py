@@ -17,6 +17,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from harness import proc
 from harness.errors import CatalogueError
 from harness.recipe.policy import refuse_escaping_symlinks
 
@@ -39,15 +40,24 @@ _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)\+(\S+)$")
 _PULL = re.compile(r"^(?:refs/)?(?:pull|pr)/(\d+)(?:/head)?$")
 
 
+_GIT_TIMEOUT = 300.0
+# git as cc-ci runs it: the allowlist environment (harness.proc), an ssh catalogue's agent,
+# and never a prompt for credentials (there is nobody to answer it).
+_GIT_ENV = ("SSH_AUTH_SOCK",)
+
+
 def git(*args: str, cwd: Path | None = None) -> str:
     """Run git; a failure becomes a CatalogueError with git's own last line."""
+    own = {name: os.environ[name] for name in _GIT_ENV if name in os.environ}
     try:
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=300
+        done = proc.run(
+            ["git", *args], cwd=cwd, own={**own, "GIT_TERMINAL_PROMPT": "0"}, timeout=_GIT_TIMEOUT
         )
-    except subprocess.CalledProcessError as exc:
-        last = (exc.stderr or exc.stdout or "").strip().splitlines()[-1:] or ["failed"]
-        raise CatalogueError(f"git {' '.join(args)}: {last[0]}") from exc
+    except subprocess.TimeoutExpired:
+        raise CatalogueError(f"git {' '.join(args)}: no answer in {_GIT_TIMEOUT:g}s") from None
+    if done.returncode:
+        last = (done.stderr or done.stdout or "").strip().splitlines()[-1:] or ["failed"]
+        raise CatalogueError(f"git {' '.join(args)}: {last[0]}")
     return done.stdout.strip()
 
 

@@ -112,3 +112,14 @@ def test_parse_version() -> None:
     assert catalogue.parse_version("v0.1.0+1") == (0, 1, 0)
     assert catalogue.parse_version("v2.4.8") is None
     assert catalogue.parse_version("latest") is None
+
+
+def test_git_runs_in_cc_cis_own_environment_not_the_callers(
+    recipe_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What steers git (GIT_DIR, its config) is never taken from the environment cc-ci
+    was started in: git reads the repo it is pointed at."""
+    monkeypatch.setenv("GIT_DIR", str(recipe_repo.parent / "elsewhere"))
+    monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'core.bare=true'")
+    found, _ = catalogue.releases(recipe_repo)
+    assert [r.tag for r in found] == ["1.0.0+2.0", "1.2.0+2.1", "1.10.0+2.1"]
