@@ -1,9 +1,11 @@
 """The service: a Starlette app taking webhook deliveries, and the threads behind it.
 
-    POST /hook          Gitea/Forgejo deliveries: signature checked before anything is
-                        parsed (401), then JSON (400); a ``!testme`` comment on a PR, or a
-                        push to the default branch (a base run), is recorded (durably) and
-                        answered 202; anything else 200, ignored
+    POST /hook          Gitea/Forgejo deliveries: a body past 1 MiB refused (413) as soon
+                        as it is (by its Content-Length, or while it streams in), the
+                        signature checked before anything is parsed (401), then JSON
+                        (400); a ``!testme`` comment on a PR, or a push to the default
+                        branch (a base run), is recorded (durably) and answered 202;
+                        anything else 200, ignored
     GET  /jobs/{id}     a job's page: its state, verdict and run (the statuses link here)
     GET  /healthz       the queue's counts
     GET  /…             the dashboard of the runs dir (``cc-ci report``): each run's page
@@ -484,11 +486,10 @@ class Service:
         )
 
     async def _hook(self, request: Request) -> Response:
-        if int(request.headers.get("content-length") or 0) > _MAX_BODY:
-            return JSONResponse({"error": "body too large"}, 413)
-        body = await request.body()
-        if len(body) > _MAX_BODY:
-            return JSONResponse({"error": "body too large"}, 413)
+        body = await _bounded_body(request)
+        if body is None:  # the rest is not read: the connection closes after the answer
+            too_large = {"error": f"body too large: past {_MAX_BODY} bytes"}
+            return JSONResponse(too_large, 413, headers={"connection": "close"})
         if not signed(body, request.headers, self.config.secret):
             return JSONResponse({"error": "signature missing or wrong"}, 401)
         event = request.headers.get("x-gitea-event") or request.headers.get("x-forgejo-event")
@@ -529,6 +530,21 @@ class Service:
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(self.jobs.counts))
+
+
+async def _bounded_body(request: Request) -> bytes | None:
+    """The request's body, or None as soon as it is past ``_MAX_BODY`` — by its
+    Content-Length before anything is read, else while it streams in (chunked): the rest
+    is never read."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > _MAX_BODY:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_BODY:
+            return None
+    return bytes(body)
 
 
 def serve(config: Config) -> int:

@@ -4,11 +4,16 @@ on the local swarm, from the PR head of a fork."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import itertools
 import json
 import os
 import re
+import select
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,6 +34,7 @@ from tests.fake_gitea import TOKEN, FakeGitea, Repo, free_port
 pytestmark = pytest.mark.e2e
 
 SECRET = "webhook-secret-fedcba9876543210"
+MIB = 1 << 20
 # A PR that asks the swarm for the host: the deploy policy refuses it, in seconds.
 # The recipe dir's hook writes down the environment a run's code sees.
 ENV_PROBE = """
@@ -449,3 +455,62 @@ def test_polling_takes_new_commands_of_open_prs_without_a_webhook(
     assert [s["context"] for s in forge.statuses_of(sha) if s["status"] != "pending"] == [
         "cc-ci/quick"
     ]
+
+
+def _signed(body: bytes) -> dict[str, str]:
+    return {"X-Gitea-Signature": hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """The service's answer, read to the end of the connection (a reset ends it too: the
+    service closes with the client's unread bytes still in its buffer)."""
+    got = b""
+    with contextlib.suppress(ConnectionResetError):
+        while part := sock.recv(65536):
+            got += part
+    return got
+
+
+def test_a_delivery_past_1_mib_is_refused_as_it_streams_in_and_a_normal_one_still_works(
+    workspace: Workspace, forge: FakeGitea, project: tuple[Repo, Repo]
+) -> None:
+    repo, _ = project
+    service = Service(workspace, forge).start()
+    head = b"POST /hook HTTP/1.1\r\nHost: ci\r\nX-Gitea-Event: issue_comment\r\n"
+    try:
+        # A Content-Length past the bound: refused before any of the body is sent.
+        with socket.create_connection(("127.0.0.1", service.port), timeout=60) as sock:
+            sock.sendall(head + b"Content-Length: %d\r\n\r\n" % (8 * MIB))
+            declared = _answer(sock)
+        # 8 MiB chunked, sent slowly: past 1 MiB, the client waits after each chunk for
+        # an answer before it sends the next.
+        chunk = b"x" * (64 << 10)
+        with socket.create_connection(("127.0.0.1", service.port), timeout=60) as sock:
+            sock.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n")
+            sent = 0
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it answered
+                while sent < 8 * MIB:
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    sent += len(chunk)
+                    if select.select([sock], [], [], 0.5 if sent > MIB else 0)[0]:
+                        break
+                else:
+                    sock.sendall(b"0\r\n\r\n")
+            streamed = _answer(sock)
+        # A delivery under the bound, chunked too, is read whole and taken as before.
+        comment = forge._new_comment(repo, 1, "maintainer", "!testme")
+        body = json.dumps(forge.payload(repo, 1, comment, "edited")).encode()
+        normal = httpx.post(
+            f"{service.url}/hook",
+            content=iter([body[:100], body[100:]]),
+            headers={"X-Gitea-Event": "issue_comment", **_signed(body)},
+        )
+    finally:
+        service.stop()
+    print(f"\n413 after {sent / MIB:.2f} MiB of 8 MiB sent")
+    assert sent < 8 * MIB, streamed  # answered before the client was done: the rest unread
+    for answer in (declared, streamed):
+        assert answer.startswith(b"HTTP/1.1 413"), answer
+        assert answer.endswith(b'\r\n\r\n{"error":"body too large: past 1048576 bytes"}')
+    assert normal.request.headers["transfer-encoding"] == "chunked"
+    assert normal.json() == {"ignored": "comment edited, not created"}, normal.text
