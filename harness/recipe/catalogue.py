@@ -75,9 +75,11 @@ def source_url(catalogue: str, recipe: str) -> str:
 
 
 def mirror(recipe: str, catalogue: str, cache_dir: Path = CACHE_DIR) -> Path:
-    """The up-to-date mirror (all branches, tags and PR heads) of ``recipe``."""
+    """The up-to-date mirror (all branches, tags and PR heads) of ``recipe``: one per
+    source URL, so repos of the same name from other owners (or catalogues) never share one
+    (the key is long enough that no owner name can be found to collide with another's)."""
     url = source_url(catalogue, recipe)
-    dest = cache_dir / "mirrors" / f"{recipe}-{hashlib.sha1(url.encode()).hexdigest()[:8]}.git"
+    dest = cache_dir / "mirrors" / f"{recipe}-{hashlib.sha256(url.encode()).hexdigest()[:16]}.git"
     dest.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{dest}.lock"):
         if dest.is_dir():

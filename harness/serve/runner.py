@@ -10,6 +10,7 @@ which a restarted service finds and kills what is left of it before sweeping its
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -59,16 +60,21 @@ class Runner:
     janitor_age: float
 
     def fetch(self, name: str, base_url: str, sha: str, heads: list[tuple[str, str]]) -> Path:
-        """A catalogue of the service's own holding recipe ``name``: the base repo's
-        branches and tags (the upgrade's releases), and ``sha`` — fetched from the first of
-        ``heads`` (clone URL, ref) that has it, as ``refs/ccci/<sha>``. What the forge
-        answered reaches git as arguments only once it cannot be read as an option."""
+        """A catalogue of the service's own, one per base repo, holding recipe ``name``:
+        the base repo's branches and tags (the upgrade's releases), and ``sha`` — fetched
+        from the first of ``heads`` (clone URL, ref) that has it, as ``refs/ccci/<sha>``.
+        What the forge answered reaches git as arguments only once it cannot be read as an
+        option."""
         if not _SHA.fullmatch(sha):
             raise CatalogueError(f"{name}: {sha[:80]!r} is not a commit id")
         for url in (base_url, *(u for u, _ in heads)):
             if url.startswith("-"):
                 raise CatalogueError(f"{name}: {url[:80]!r} is not a clone URL")
-        catalogue = self.state_dir / "catalogue"
+        # One catalogue per base repo, keyed by its clone URL: a fork (or another owner's
+        # repo) of the same name never replaces the upstream's tags or branches.
+        catalogue = (
+            self.state_dir / "catalogue" / hashlib.sha256(base_url.encode()).hexdigest()[:16]
+        )
         dest = catalogue / f"{name}.git"
         catalogue.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{dest}.lock"):

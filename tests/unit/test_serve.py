@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -492,3 +493,42 @@ def test_a_dispatched_jobs_variables_are_checked_before_use(
     with pytest.raises(CatalogueError, match=cause):
         run_dispatched(env, tmp_path / "recipes")
     assert not (tmp_path / "runs").exists()  # refused before anything ran
+
+
+# -- whose recipe dir, whose mirror, what environment ------------------------------------------
+
+
+def _bare_with_tag(root: Path, owner: str, content: str) -> tuple[str, str]:
+    """``<root>/<owner>/webapp.git`` with release 1.0.0+1 at a commit of ``content``; its
+    URL and that commit."""
+    work = root / "work" / owner
+    work.mkdir(parents=True)
+    git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    (work / "compose.yml").write_text(content)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", content], check=True)
+    subprocess.run([*git, "tag", "-a", "-m", "r", "1.0.0+1"], check=True)
+    bare = root / owner / "webapp.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    sha = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    return str(bare), sha.stdout.strip()
+
+
+def test_repos_of_the_same_name_keep_their_own_tags(tmp_path: Path) -> None:
+    """Two owners' repos named webapp, each with its own 1.0.0+1: fetching one never
+    replaces the other's tag, in the service's catalogue or in the run's mirror of it."""
+    from harness.recipe.catalogue import mirror, releases
+    from harness.serve.runner import Runner
+
+    runner = Runner(tmp_path / "state", tmp_path / "runs", tmp_path / "recipes", 60.0, 60.0)
+    upstream_url, upstream_sha = _bare_with_tag(tmp_path, "coop-cloud", "upstream's")
+    fork_url, fork_sha = _bare_with_tag(tmp_path, "attacker", "the attacker's")
+    upstream = runner.fetch("webapp", upstream_url, upstream_sha, [])
+    fork = runner.fetch("webapp", fork_url, fork_sha, [])
+    for catalogue, sha in ((upstream, upstream_sha), (fork, fork_sha)):
+        found, _ = releases(mirror("webapp", str(catalogue), tmp_path / "cache"))
+        assert [(r.tag, r.sha) for r in found] == [("1.0.0+1", sha)], catalogue
+    runner.fetch("webapp", upstream_url, upstream_sha, [])  # again: each keeps its own
+    found, _ = releases(mirror("webapp", str(fork), tmp_path / "cache"))
+    assert [r.sha for r in found] == [fork_sha]
