@@ -272,13 +272,15 @@ def _add_serve(commands: Any) -> None:
         "--repo",
         action="append",
         metavar="OWNER/NAME",
-        help="a repository it serves (repeat; CCCI_REPOS; default: every one that delivers)",
+        help="a repository it serves, to which recipes/<name> applies (repeat; CCCI_REPOS;"
+        " default: every one that delivers, with the defaults unless --org lists it)",
     )
     add(
         "--org",
         action="append",
         metavar="ORG",
-        help="members of this organisation may start runs too (repeat; CCCI_ORGS)",
+        help="members of this organisation may start runs too, and recipes/<name> applies"
+        " to its repositories (repeat; CCCI_ORGS)",
     )
     add(
         "--poll",

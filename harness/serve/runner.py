@@ -2,9 +2,13 @@
 tree, the outcome read from its ``results.json``.
 
 The PR head is untrusted code. It runs as any recipe candidate does (the deploy policy
-applies); the run's process gets none of the service's secrets in its environment, dies
-with the service (``setpriv --pdeathsig``), and carries a marker in its environment by
-which a restarted service finds and kills what is left of it before sweeping its stacks.
+applies), under the operator's recipe dir ``recipes/<repo name>`` only when the operator
+listed the repo (``--repo``, or its owner with ``--org``): a fork or another owner's repo of
+the same name gets the defaults. The run's process gets an allowlist environment
+(``harness.proc``): the service's settings a run reads, the operator's recipe secrets for a
+listed repo, never the forge or CI token or the webhook secret. It dies with the service
+(``setpriv --pdeathsig``), and carries a marker in its environment by which a restarted
+service finds and kills what is left of it before sweeping its stacks.
 """
 
 from __future__ import annotations
@@ -25,18 +29,32 @@ from typing import Any
 
 from filelock import FileLock
 
+import harness
 from harness.errors import CatalogueError, last_line
 from harness.lifecycle import janitor
+from harness.proc import child_env
 from harness.recipe.catalogue import git
 from harness.reports.results import load
 from harness.serve.command import Command, UsageError, parse
 
-__all__ = ["JOB_ENV", "Outcome", "Runner", "kill_leftovers", "outcome_of", "reporter"]
+__all__ = [
+    "JOB_ENV",
+    "LISTED_ENV",
+    "Outcome",
+    "Runner",
+    "kill_leftovers",
+    "outcome_of",
+    "reporter",
+]
 
 log = logging.getLogger(__name__)
 
 JOB_ENV = "CCCI_SERVE_JOB"  # "<state dir>:<job id>" in every process of a job's run
-PRIVATE_ENV = ("CCCI_FORGE_TOKEN", "CCCI_WEBHOOK_SECRET", "CCCI_CI_TOKEN")  # never handed to a run
+LISTED_ENV = "CCCI_LISTED"  # a dispatched job's: "yes" when the operator listed its repo
+# What a run reads of the service's environment (its own settings come as flags): where
+# and how the swarm serves apps, and the pull policy.
+RUN_SETTINGS = ("CCCI_DOMAIN", "CCCI_PROXY", "CCCI_IPVS", "CCCI_PULL")
+OPERATOR_SECRETS = "CCCI_SECRET_"  # generate=false values, for the operator's recipes only
 _POLL = 1.0  # seconds between looks at the run's results.json
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _STOPPED = "the service stopped"
@@ -102,15 +120,40 @@ class Runner:
                 )
         return catalogue
 
-    def recipe_dir(self, name: str, job_dir: Path) -> Path:
-        """recipes/<name> of the cc-ci checkout, else the defaults."""
+    def recipe_dir(self, name: str, job_dir: Path, listed: bool) -> Path:
+        """recipes/<name> of the cc-ci checkout for a repo the operator listed, else the
+        defaults."""
         own = self.recipes_dir / name
-        if (own / "recipe_meta.py").is_file():
+        if listed and (own / "recipe_meta.py").is_file():
             return own.resolve()
         defaults = job_dir / "recipes" / name
         defaults.mkdir(parents=True, exist_ok=True)
-        (defaults / "recipe_meta.py").write_text('"""Defaults (no recipe dir in cc-ci)."""\n')
+        (defaults / "recipe_meta.py").write_text(
+            '"""Defaults (no recipe dir of cc-ci applies)."""\n'
+        )
         return defaults
+
+    def not_applied(self, name: str, listed: bool) -> str:
+        """The line a job says when recipes/<name> exists but its repo is not listed ("")."""
+        if listed or not (self.recipes_dir / name / "recipe_meta.py").is_file():
+            return ""
+        return (
+            f"`recipes/{name}` does not apply: this repository is not one the service"
+            " lists (--repo, --org), so the defaults do"
+        )
+
+    def env(self, job_id: int, listed: bool) -> dict[str, str]:
+        """The environment of a job's ``cc-ci run``: the allowlist, the job's marker, this
+        cc-ci's import path, the run settings and (for a listed repo) the operator's recipe
+        secrets of the service's environment."""
+        own = {
+            JOB_ENV: f"{self.state_dir}:{job_id}",
+            "PYTHONPATH": str(Path(harness.__file__).resolve().parent.parent),
+        }
+        own |= {name: os.environ[name] for name in RUN_SETTINGS if name in os.environ}
+        if listed:
+            own |= {k: v for k, v in os.environ.items() if k.startswith(OPERATOR_SECRETS)}
+        return child_env(own=own)
 
     def argv(
         self,
@@ -161,25 +204,28 @@ class Runner:
         ref: str,
         tiers: tuple[str, ...] | None,
         upgrade_from: str | None,
+        listed: bool,
         progress: Callable[[dict[str, Any]], None],
         stop: Callable[[], bool],
     ) -> Outcome:
-        """Run the job's ``cc-ci run`` to its end (or its deadline, or the service's stop)."""
+        """Run the job's ``cc-ci run`` to its end (or its deadline, or the service's stop);
+        ``listed``: the operator listed the job's repo (its recipe dir applies)."""
         job_dir = self.state_dir / "jobs" / str(job_id)
         job_dir.mkdir(parents=True, exist_ok=True)
-        recipe_dir = self.recipe_dir(name, job_dir)
+        recipe_dir = self.recipe_dir(name, job_dir, listed)
         argv = self.argv(job_id, recipe_dir, catalogue, ref, tiers, upgrade_from)
-        env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
-        env[JOB_ENV] = f"{self.state_dir}:{job_id}"
         runs = self.runs_dir / f"job-{job_id}"
         output = job_dir / "output.log"
         with output.open("w") as out:
+            if note := self.not_applied(name, listed):
+                out.write(f"{note}\n")
+                out.flush()
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=env,
+                env=self.env(job_id, listed),
                 cwd=self.recipes_dir.resolve().parent,
                 start_new_session=True,
             )
@@ -311,6 +357,9 @@ def run_dispatched(env: Mapping[str, str], recipes_dir: Path) -> Outcome:
         age = float(env.get("CCCI_JANITOR_AGE", "60"))
     except ValueError:
         raise CatalogueError("job: CCCI_RUN_DEADLINE / CCCI_JANITOR_AGE are not numbers") from None
+    listed = env.get(LISTED_ENV, "no")
+    if listed not in ("yes", "no"):
+        raise CatalogueError(f"job: {LISTED_ENV} {listed[:20]!r} is not yes or no")
     ref = need("CCCI_REF")
     if not _REF.fullmatch(ref) or ".." in ref:  # it reaches git: never as an option
         raise CatalogueError(f"job: CCCI_REF {ref[:80]!r} is not a commit id or branch name")
@@ -330,6 +379,7 @@ def run_dispatched(env: Mapping[str, str], recipes_dir: Path) -> Outcome:
         ref,
         command.tiers,
         command.upgrade_from,
+        listed == "yes",
         progress=_print_tiers,
         stop=lambda: False,
     )

@@ -52,7 +52,7 @@ from harness.serve.command import USAGE, Command, UsageError, context, parse, si
 from harness.serve.dispatch import Dispatcher, job_variables
 from harness.serve.forge import Forge, ForgeError
 from harness.serve.jobs import Job, Jobs
-from harness.serve.runner import Runner, kill_leftovers
+from harness.serve.runner import LISTED_ENV, Runner, kill_leftovers
 
 __all__ = ["Config", "Service", "command_in"]
 
@@ -77,7 +77,7 @@ class Config:
     listen: str = "127.0.0.1:8088"
     parallel: int = 1
     repos: tuple[str, ...] = ()  # owner/name; empty: every repo the forge delivers from
-    orgs: tuple[str, ...] = ()  # members of these may start runs too
+    orgs: tuple[str, ...] = ()  # members of these may start runs too; their repos are listed
     poll: float | None = None
     recipes_dir: Path = Path("recipes")
     run_deadline: float = 3600.0
@@ -184,6 +184,11 @@ class Service:
 
     def serves(self, repo: str) -> bool:
         return not self.config.repos or repo in self.config.repos
+
+    def listed(self, repo: str) -> bool:
+        """Whether the operator named ``repo`` (``--repo``) or its owner (``--org``): only
+        then does the recipe dir of its name apply to it, with the operator's secrets."""
+        return repo in self.config.repos or repo.split("/")[0] in self.config.orgs
 
     def receive(self, event: Comment | Push) -> bool:
         """Record a command comment or a push (durably); False when seen before or not
@@ -300,6 +305,7 @@ class Service:
             carried = job_variables(
                 name, base_url, sha, heads, ref, command.tiers, command.upgrade_from
             )
+            carried[LISTED_ENV] = "yes" if self.listed(job.repo) else "no"
             outcome = self.dispatcher.run(job.id, carried, progress, self.stopping.is_set)
         else:
             try:
@@ -315,6 +321,7 @@ class Service:
                 ref,
                 command.tiers,
                 command.upgrade_from,
+                self.listed(job.repo),
                 progress=progress,
                 stop=self.stopping.is_set,
             )
@@ -376,6 +383,8 @@ class Service:
             links,
             card_url,
         )
+        if note := self.runner.not_applied(job.repo.split("/")[1], self.listed(job.repo)):
+            body += f"\n\n{note}"
         self.forge.status(
             job.repo,
             job.sha,

@@ -34,18 +34,20 @@ from tests.fake_gitea import TOKEN, FakeGitea, Repo, free_port
 pytestmark = pytest.mark.e2e
 
 SECRET = "webhook-secret-fedcba9876543210"
+# In the service's environment: none of it may reach a run.
+CANARY = {"SERVE_ENV_CANARY": "serve-env-canary-7c1d", "CCCI_CANARY": "ccci-canary-93ab"}
 MIB = 1 << 20
-# A PR that asks the swarm for the host: the deploy policy refuses it, in seconds.
-# The recipe dir's hook writes down the environment a run's code sees.
+# The recipe dir's hook writes down the environment a run's code sees (in @OUT@).
 ENV_PROBE = """
 import os
 
 
 def READY_PROBE(ctx):
-    with open(os.environ["CCCI_TEST_ENV_OUT"], "a") as out:
+    with open(@OUT@, "a") as out:
         out.write(repr(sorted(os.environ.items())) + "\\n")
     return True
 """
+# A PR that asks the swarm for the host: the deploy policy refuses it, in seconds.
 PRIVILEGED = WEB_APP.replace(
     "    networks: [proxy]\n", "    networks: [proxy]\n    privileged: true\n"
 )
@@ -61,10 +63,17 @@ def _git(repo: Path, *args: str) -> str:
 
 
 class Service:
-    """``cc-ci serve`` in its own process, pointed at the fake forge."""
+    """``cc-ci serve`` in its own process, pointed at the fake forge; ``lists`` the repos
+    whose recipe dirs apply (default: the project's, by its full name)."""
 
-    def __init__(self, workspace: Workspace, forge: FakeGitea, *extra: str) -> None:
-        self.workspace, self.forge, self.extra = workspace, forge, extra
+    def __init__(
+        self,
+        workspace: Workspace,
+        forge: FakeGitea,
+        *extra: str,
+        lists: tuple[str, ...] = ("--repo", "recipes/webapp"),
+    ) -> None:
+        self.workspace, self.forge, self.extra = workspace, forge, (*lists, *extra)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workspace.root / "serve.log"
@@ -72,11 +81,7 @@ class Service:
         forge.hooks = [(f"{self.url}/hook", SECRET)]
 
     def start(self) -> Service:
-        env = os.environ | {
-            "CCCI_FORGE_TOKEN": TOKEN,
-            "CCCI_WEBHOOK_SECRET": SECRET,
-            "CCCI_TEST_ENV_OUT": str(self.workspace.root / "run-env.txt"),
-        }
+        env = os.environ | CANARY | {"CCCI_FORGE_TOKEN": TOKEN, "CCCI_WEBHOOK_SECRET": SECRET}
         argv = [
             sys.executable,
             "-m",
@@ -140,7 +145,8 @@ def forge() -> Iterator[FakeGitea]:
 def project(workspace: Workspace, forge: FakeGitea) -> tuple[Repo, Repo]:
     """The recipe's repo on the forge (a release, then main) and a contributor's fork with
     branch ``fix`` one commit ahead; the cc-ci checkout has a recipe dir for it."""
-    workspace.recipe("webapp", [("1.0.0+1", WEB_APP)], meta=ENV_PROBE)
+    probe = ENV_PROBE.replace("@OUT@", repr(str(workspace.root / "run-env.txt")))
+    workspace.recipe("webapp", [("1.0.0+1", WEB_APP)], meta=probe)
     base = workspace.catalogue / "webapp"
     fork = workspace.root / "forks" / "webapp"
     _git(workspace.root, "clone", "-q", str(base), str(fork))
@@ -279,6 +285,9 @@ def test_a_collaborators_testme_on_a_fork_pr_runs_and_reports_on_the_pr(
     ]
     seen_by_the_run = (workspace.root / "run-env.txt").read_text()
     assert "CCCI_SERVE_JOB" in seen_by_the_run
+    for name, value in CANARY.items():  # nothing of the service's environment but the allowlist
+        assert name not in seen_by_the_run
+        assert value not in seen_by_the_run
     texts.append(seen_by_the_run)
     texts += [(workspace.root / "state" / "jobs" / "1" / "output.log").read_text()]
     for secret in (TOKEN, SECRET):
@@ -455,6 +464,37 @@ def test_polling_takes_new_commands_of_open_prs_without_a_webhook(
     assert [s["context"] for s in forge.statuses_of(sha) if s["status"] != "pending"] == [
         "cc-ci/quick"
     ]
+
+
+def test_a_repo_the_operator_did_not_list_never_gets_the_recipe_dir_of_its_name(
+    workspace: Workspace, forge: FakeGitea, project: tuple[Repo, Repo]
+) -> None:
+    """The service serves every repo and lists the ``recipes`` org, whose recipe dir
+    ``recipes/webapp`` allows privileged containers. A PR of another owner's repo named
+    webapp asks for one: it gets the defaults, the policy refuses it, and the PR is told why
+    the recipe dir did not apply."""
+    _, fork_repo = project
+    meta = workspace.root / "recipes" / "webapp" / "recipe_meta.py"
+    meta.write_text(meta.read_text() + 'ALLOW = {"privileged": "the operator trusts it"}\n')
+    fork_repo.permissions = {"contributor": "owner"}
+    pull = forge.open_pull(fork_repo, 3, fork_repo, "privileged", workspace.root / "forks/webapp")
+    service = Service(workspace, forge, lists=("--org", "recipes")).start()
+    try:
+        answer = forge.user_comments(fork_repo, 3, "contributor", "!testme quick")
+        assert answer is not None
+        assert answer.status_code == 202, answer.text
+        final = _final(forge, pull["head"]["sha"], "cc-ci/quick", 240, service)
+    finally:
+        service.stop()
+    [reply] = [c for c in forge.comments_on(fork_repo, 3) if c["user"]["login"] == "cc-ci-bot"]
+    assert final["status"] == "failure", (final, reply["body"])
+    assert "level 0/5" in reply["body"]
+    assert "privileged" in reply["body"]  # the policy's refusal: no ALLOW for this repo
+    said = "`recipes/webapp` does not apply: this repository is not one the service lists"
+    assert said in reply["body"]
+    assert said in (workspace.root / "state" / "jobs" / "1" / "output.log").read_text()
+    assert not (workspace.root / "run-env.txt").exists()  # nor any other code of the dir
+    _nothing_left(workspace)
 
 
 def _signed(body: bytes) -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""The pure parts of ``cc-ci serve``: the command grammar, the signature, the payload's
-shape, the queue's transitions and what the PR comment says."""
+"""The parts of ``cc-ci serve`` that need no swarm: the command grammar, the signature, the
+payload's shape, the queue's transitions, what the PR comment says, and a job's recipe dir,
+catalogue and environment (with real git and a real process)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,18 @@ import hashlib
 import hmac
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.proc import SYSTEM_PATH
 from harness.serve import verdict
 from harness.serve.command import Command, UsageError, parse, signed
 from harness.serve.jobs import Jobs
+from harness.serve.runner import JOB_ENV, Runner
 from harness.serve.service import Comment, Push, command_in
 
 SECRET = "s3cret"
@@ -472,6 +476,7 @@ def test_a_dependency_is_a_recipe_dir_name_not_a_path() -> None:
         ({"CCCI_UPGRADE_FROM": "--help"}, "is not a release tag"),
         ({"CCCI_TIERS": "install", "CCCI_UPGRADE_FROM": "1.0.0+1"}, "upgrade tier is not run"),
         ({"CCCI_SHA": "-x"}, "is not a commit id"),
+        ({"CCCI_LISTED": "maybe"}, "CCCI_LISTED 'maybe' is not yes or no"),
     ],
 )
 def test_a_dispatched_jobs_variables_are_checked_before_use(
@@ -532,3 +537,100 @@ def test_repos_of_the_same_name_keep_their_own_tags(tmp_path: Path) -> None:
     runner.fetch("webapp", upstream_url, upstream_sha, [])  # again: each keeps its own
     found, _ = releases(mirror("webapp", str(fork), tmp_path / "cache"))
     assert [r.sha for r in found] == [fork_sha]
+
+
+@pytest.mark.parametrize(
+    ("repos", "orgs", "repo", "listed"),
+    [
+        ((), (), "coop-cloud/webapp", False),  # serving every repo lists none
+        (("coop-cloud/webapp",), (), "coop-cloud/webapp", True),
+        (("coop-cloud/webapp",), (), "attacker/webapp", False),
+        ((), ("coop-cloud",), "coop-cloud/webapp", True),  # an org mapping
+        ((), ("coop-cloud",), "coop-cloud-fork/webapp", False),
+        ((), ("coop-cloud",), "attacker/webapp", False),
+    ],
+)
+def test_a_repo_is_listed_by_its_full_name_or_its_org_only(
+    tmp_path: Path, repos: tuple[str, ...], orgs: tuple[str, ...], repo: str, listed: bool
+) -> None:
+    from harness.serve.service import Config, Service
+
+    service = Service(
+        Config(
+            "http://forge.invalid",
+            "t",
+            "s",
+            tmp_path,
+            tmp_path,
+            "http://ci",
+            repos=repos,
+            orgs=orgs,
+        )
+    )
+    try:
+        assert service.listed(repo) is listed
+    finally:
+        service.forge.close()
+
+
+def test_a_recipe_dir_applies_to_a_listed_repo_only(tmp_path: Path) -> None:
+    """recipes/webapp with a permissive ALLOW: a repo of that name the operator did not list
+    gets the defaults, and its job says so in one line."""
+    from harness.recipe import meta
+    from harness.serve.runner import Runner
+
+    own = tmp_path / "recipes" / "webapp"
+    own.mkdir(parents=True)
+    (own / "recipe_meta.py").write_text('ALLOW = {"privileged": "the operator trusts it"}\n')
+    runner = Runner(tmp_path / "state", tmp_path / "runs", tmp_path / "recipes", 60.0, 60.0)
+    assert runner.recipe_dir("webapp", tmp_path / "job-1", listed=True) == own.resolve()
+    assert runner.not_applied("webapp", listed=True) == ""
+    assert meta.load(own).ALLOW == {"privileged": "the operator trusts it"}
+    unlisted = runner.recipe_dir("webapp", tmp_path / "job-2", listed=False)
+    assert unlisted == tmp_path / "job-2" / "recipes" / "webapp"
+    assert meta.load(unlisted).ALLOW == {}
+    note = runner.not_applied("webapp", listed=False)
+    assert note.splitlines() == [note]
+    assert "`recipes/webapp` does not apply" in note
+    assert "(--repo, --org)" in note
+    assert runner.not_applied("kinto", listed=False) == ""  # no recipe dir: nothing to say
+
+
+class _EnvDump(Runner):
+    """The job's ``cc-ci run`` replaced by a program that prints its environment."""
+
+    def argv(self, *_: object) -> list[str]:
+        return [sys.executable, "-c", "import json, os; print(json.dumps(dict(os.environ)))"]
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["listed", "unlisted"])
+def test_a_jobs_run_gets_no_variable_of_the_services_own_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listed: bool
+) -> None:
+    """Only the allowlist, the job's marker and what a run reads: none of the service's
+    tokens, nothing else of its environment; the operator's recipe secrets only for a repo
+    it listed."""
+    canaries = {
+        "CCCI_FORGE_TOKEN": "forge-token-canary",
+        "CCCI_WEBHOOK_SECRET": "webhook-secret-canary",
+        "CCCI_CI_TOKEN": "ci-token-canary",
+        "CCCI_TIERS": "install",  # a run's option: given as a flag or not at all
+        "SERVE_CANARY": "serve-env-canary",
+        "LD_PRELOAD": "/tmp/canary.so",
+        "BASH_ENV": "/tmp/canary.sh",
+    }
+    for name, value in canaries.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CCCI_DOMAIN", "ci.example.org")
+    monkeypatch.setenv("CCCI_SECRET_WEBAPP_SMTP_PASSWORD", "operator-secret")
+    state = tmp_path / "state"
+    runner = _EnvDump(state, tmp_path / "runs", tmp_path / "recipes", 60.0, 60.0)
+    outcome = runner.run(7, "webapp", tmp_path, "main", None, None, listed, print, lambda: False)
+    assert outcome.run_dir is None  # no cc-ci run: no results
+    seen = json.loads((state / "jobs" / "7" / "output.log").read_text())
+    assert seen[JOB_ENV] == f"{state}:7"
+    assert seen["CCCI_DOMAIN"] == "ci.example.org"
+    assert seen["PATH"].endswith(SYSTEM_PATH)
+    assert not set(canaries) & set(seen), sorted(seen)
+    assert not set(canaries.values()) & set(seen.values())
+    assert ("CCCI_SECRET_WEBAPP_SMTP_PASSWORD" in seen) is listed
