@@ -11,6 +11,8 @@ token) reaches one. So a child's environment is built here, from an allowlist:
   them;
 - the Docker connection (``DOCKER_HOST``, ``DOCKER_CONTEXT``, ``DOCKER_CONFIG``,
   ``DOCKER_CERT_PATH``, ``DOCKER_TLS_VERIFY``) and the CA bundle variables;
+- a ``cc-ci serve`` job's marker (``CCCI_SERVE_JOB``), by which a killed service finds the
+  processes of the job's run;
 - cc-ci's own variables for the child (``own``: a job marker, a run's settings), as given;
 - data for the child (``data``: an app's env for ``install_steps.sh``), less every variable
   that steers a process rather than informs it (``PATH``, ``LD_*``, ``BASH_ENV``,
@@ -49,6 +51,7 @@ _PASSED = (
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
     "REQUESTS_CA_BUNDLE",
+    "CCCI_SERVE_JOB",  # a serve job's marker, in every process of its run (serve.runner)
 )
 
 # Names that change what a process does or loads, not what it is told: the dynamic

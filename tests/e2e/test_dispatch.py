@@ -32,7 +32,6 @@ PRIVATE = ("CCCI_CI_TOKEN", "CCCI_FORGE_TOKEN", "CCCI_WEBHOOK_SECRET")
 def ci(request: pytest.FixtureRequest, workspace: Workspace) -> Iterator[tuple[str, FakeEngine]]:
     env = {k: v for k, v in os.environ.items() if k not in PRIVATE}
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # cc-ci, as installed
-    env["CCCI_TEST_ENV_OUT"] = str(workspace.root / "agent-env.txt")
     env["CCCI_STATE_DIR"] = str(workspace.root / "agent-state")
     agent = ShellAgent(DOCS / f"{request.param}.yml", workspace.root, env)
     fake = FAKES[request.param](agent).start()
@@ -86,7 +85,7 @@ def test_a_dispatched_job_runs_as_one_pipeline_through_a_lost_answer_and_a_resta
     assert "level 2/5" in replies[0]["body"]
     assert "| upgrade | ✅ pass |" in replies[0]["body"]
     # The agent's run saw none of the service's secrets.
-    seen = (workspace.root / "agent-env.txt").read_text()
+    seen = (workspace.root / "run-env.txt").read_text()
     assert CI_TOKEN not in seen
     assert "CCCI_FORGE_TOKEN" not in seen
     assert f"pipeline #{run.number}" in (workspace.root / "state/jobs/1/output.log").read_text()
