@@ -46,8 +46,30 @@ RuleId = Literal[
     "security_opt",
     "sysctls",
     "low-port",
+    "port-range",
     "outside-file",
+    "volume-name",
+    "config-name",
+    "secret-name",
+    "network-name",
+    "network-driver",
+    "network-ipam",
+    "logging",
+    "router-host",
+    "router-priority",
+    "replicas",
 ]
+
+# The published ports a platform that publishes them allows: swarm's own dynamic range,
+# the ports it assigns a service that leaves `published` out. No system service listens
+# there, and it is below the kernel's ephemeral range (32768-60999), where cc-ci's
+# host-mode web ports come from.
+PORTS = (30000, 32767)
+MAX_REPLICAS = 3  # per service; `mode: global` counts as one (a task per node)
+MAX_APP_REPLICAS = 20
+PROXY_NETWORK = "proxy"  # the platform's shared proxy network every Co-op Cloud recipe joins
+_ROUTER = re.compile(r"^traefik\.(http|tcp|udp)\.routers\.[^.]+\.(rule|priority)$")
+_HOST_MATCHER = re.compile(r"\b(Host|HostSNI|HostHeader|HostRegexp)\s*\(([^)]*)\)")
 
 # Why each rule exists: the reason a refusal gives.
 RULES: Mapping[str, str] = {
@@ -64,7 +86,23 @@ RULES: Mapping[str, str] = {
     "security_opt": "it turns off the confinement (AppArmor, seccomp, SELinux) of the container",
     "sysctls": "sysctls tune the kernel the CI host runs",
     "low-port": "a port below 1024 on the host is a privileged port of the CI host",
+    "port-range": f"a published port outside {PORTS[0]}-{PORTS[1]} (swarm's own range) can"
+    " take a port of the CI host or of another app",
     "outside-file": "a file from outside the recipe's checkout reads the CI host's files",
+    "volume-name": "a volume named outside the app's stack, or external, mounts another"
+    " app's data read-write",
+    "config-name": "a config named outside the app's stack, or external, reads (and on"
+    " removal deletes) another stack's config",
+    "secret-name": "a secret named outside the app's stack reads another app's secret",
+    "network-name": "a network named outside the app's stack, or external (but the proxy"
+    " network), joins another app's or the host's network",
+    "network-driver": "a network driver other than overlay reaches the host's own networking",
+    "network-ipam": "a chosen subnet adds a route to the CI host",
+    "logging": "a logging driver other than json-file makes the engine send logs off the host",
+    "router-host": "a router for another domain takes that app's traffic on the shared proxy",
+    "router-priority": "a router priority outranks the routers of other apps on the shared proxy",
+    "replicas": f"more than {MAX_REPLICAS} replicas of a service, or {MAX_APP_REPLICAS} of"
+    " an app, take the CI host's memory and CPU",
 }
 assert set(RULES) == set(get_args(RuleId))
 
@@ -83,11 +121,12 @@ class PolicyError(PlanError):
 @dataclass(frozen=True)
 class Violation:
     rule: str
-    service: str
+    service: str  # the service, or the volume, config, secret, network or app (``kind``)
     value: str
+    kind: str = "service"
 
     def line(self) -> str:
-        return f"policy {self.rule}: service {self.service}: {self.value} ({RULES[self.rule]})"
+        return f"policy {self.rule}: {self.kind} {self.service}: {self.value} ({RULES[self.rule]})"
 
 
 def _binds(service: Mapping[str, Any], volumes: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -121,6 +160,7 @@ def check(
     recipe's ports (the local one without IPVS drops them)."""
     found: list[Violation] = []
     volumes = config.get("volumes") or {}
+    replicas = 0
     for name, service in (config.get("services") or {}).items():
 
         def refuse(rule: str, value: Any, name: str = name) -> None:
@@ -148,11 +188,86 @@ def check(
         for key, value in (service.get("sysctls") or {}).items():
             refuse("sysctls", f"sysctls: {key}={value}")
         if publishes_ports:
-            for port in service.get("ports") or ():
-                published = port.get("published") if isinstance(port, Mapping) else None
-                if published is not None and 0 < int(published) < 1024:
-                    refuse("low-port", f"ports: {published}:{port.get('target')}")
-    return found
+            for rule, value in _ports(service):
+                refuse(rule, value)
+        driver = (service.get("logging") or {}).get("driver")
+        if driver not in (None, "json-file"):
+            refuse("logging", f"logging driver: {driver}")
+        deploy = service.get("deploy") or {}
+        for key, value in (deploy.get("labels") or {}).items():
+            if match := _ROUTER.match(key):
+                if match[2] == "priority":
+                    refuse("router-priority", f"label {key}={value}")
+                elif not _routes_only(str(value), domain):
+                    refuse("router-host", f"label {key}={value}, the app's domain is {domain}")
+        count = 1 if deploy.get("mode") == "global" else int(deploy.get("replicas", 1))
+        if count > MAX_REPLICAS:
+            refuse("replicas", f"replicas: {count} (at most {MAX_REPLICAS})")
+        replicas += count
+    if replicas > MAX_APP_REPLICAS:
+        found.append(
+            Violation(
+                "replicas", stack, f"{replicas} replicas in all (at most {MAX_APP_REPLICAS})", "app"
+            )
+        )
+    return found + list(_names(config, stack))
+
+
+def _ports(service: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(rule, value) of each published port outside the range the platform allows."""
+    for port in service.get("ports") or ():
+        published = port.get("published") if isinstance(port, Mapping) else None
+        if published is None:
+            continue  # swarm assigns one, from its own range
+        value = f"ports: {published}:{port.get('target')}"
+        if 0 < int(published) < 1024:
+            yield "low-port", value
+        elif not PORTS[0] <= int(published) <= PORTS[1]:
+            yield "port-range", f"{value} (allowed: {PORTS[0]}-{PORTS[1]})"
+
+
+def _routes_only(rule: str, domain: str) -> bool:
+    """Whether a Traefik router ``rule`` matches requests for ``domain`` only: every
+    alternative (``||``) names a host, every host named is the domain, no negation, no
+    regular expression."""
+    if "!" in rule or not all(_HOST_MATCHER.search(alt) for alt in rule.split("||")):
+        return False
+    for matcher, arguments in _HOST_MATCHER.findall(rule):
+        hosts = [a.strip().strip("`\"'") for a in arguments.split(",")]
+        if matcher == "HostRegexp" or any(h.lower() != domain.lower() for h in hosts):
+            return False
+    return True
+
+
+def _names(config: Mapping[str, Any], stack: str) -> Iterator[Violation]:
+    """Volumes, configs, secrets and networks named outside the stack's namespace, or
+    external where that reaches what is not the app's: an external volume or config is
+    someone else's; an external secret is the Co-op Cloud norm (cc-ci creates it), so it
+    need only be in the namespace; the one external network allowed is the proxy's."""
+    rules = {
+        "volumes": "volume-name",
+        "configs": "config-name",
+        "secrets": "secret-name",
+        "networks": "network-name",
+    }
+    for section, rule in rules.items():
+        for key, spec in (config.get(section) or {}).items():
+            spec = spec or {}
+            external = bool(spec.get("external"))
+            # An external resource without a name is looked up by its bare key.
+            name = spec.get("name") or (key if external else None)
+            what = section[:-1]
+            if section == "networks":
+                if external and name == PROXY_NETWORK:
+                    continue
+                if spec.get("driver") not in (None, "overlay"):
+                    yield Violation("network-driver", key, f"driver: {spec['driver']}", what)
+                if spec.get("ipam"):
+                    yield Violation("network-ipam", key, f"ipam: {spec['ipam']}", what)
+            if external and section != "secrets":
+                yield Violation(rule, key, f"external: true (name {name})", what)
+            elif name is not None and not str(name).startswith(f"{stack}_"):
+                yield Violation(rule, key, f"name: {name}, outside the stack's {stack}_*", what)
 
 
 def escapes(

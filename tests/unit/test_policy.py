@@ -1,9 +1,10 @@
 """The deploy policy on resolved plans (Docker's own loader, `docker stack config`): every
-rule, allowances, files from outside the checkout, and the demo recipes untouched."""
+rule, allowances, files from outside the checkout, and the demo and real recipes untouched."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from harness.recipe.plan import make_plan, merged_config
 from harness.recipe.policy import PolicyError
 
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "recipes"
+REAL = Path(__file__).resolve().parents[1] / "data" / "real-recipes"
 
 HOSTILE = """\
 version: "3.8"
@@ -44,6 +46,8 @@ services:
     ports:
       - "80:8080"
       - "8443:443"
+      - "30080:80"
+      - target: 9000
 volumes:
   data:
   bound:
@@ -74,7 +78,8 @@ def test_every_rule_names_the_service_and_the_value(tmp_path: Path) -> None:
         ("devices", "devices: /dev/sda:/dev/sda"),
         ("security_opt", "security_opt: apparmor=unconfined"),  # no-new-privileges:true is fine
         ("sysctls", "sysctls: net.core.somaxconn=1024"),
-        ("low-port", "ports: 80:8080"),  # 8443 is not a privileged port
+        ("low-port", "ports: 80:8080"),
+        ("port-range", "ports: 8443:443 (allowed: 30000-32767)"),  # 30080 is in the range
     }
     assert {v.service for v in found} == {"app"}
 
@@ -83,7 +88,166 @@ def test_ports_the_platform_drops_are_not_published(tmp_path: Path) -> None:
     found = policy.check(
         _config(tmp_path, HOSTILE), stack="s", domain="d.localhost", publishes_ports=False
     )
-    assert "low-port" not in {v.rule for v in found}
+    assert not {"low-port", "port-range"} & {v.rule for v in found}
+
+
+# What `docker stack deploy` honours, asked for in another app's or the host's name.
+SWARM_HOSTILE = """\
+version: "3.9"
+services:
+  app:
+    image: cc-ci/busybox:bookworm
+    networks: [proxy, hostnet, other, br]
+    volumes: [victim:/v, named:/n, own:/o]
+    configs: [conf, named_conf]
+    secrets: [foreign, bare]
+    logging: {driver: syslog, options: {syslog-address: "udp://127.0.0.1:9"}}
+    deploy:
+      replicas: 4
+      labels:
+        traefik.http.routers.s.rule: "Host(`d.localhost`) || Host(`victim.example.org`)"
+        traefik.http.routers.s.priority: "2147483647"
+        traefik.tcp.routers.t.rule: "HostSNI(`*`)"
+networks:
+  proxy: {external: true}
+  hostnet: {external: true, name: host}
+  other: {name: victim_internal}
+  br:
+    driver: bridge
+    ipam: {config: [{subnet: 172.31.250.0/24}]}
+volumes:
+  victim: {external: true, name: victim_data}
+  named: {name: victim_other}
+  own: {name: s_own}
+configs:
+  conf: {external: true, name: victim_conf}
+  named_conf: {name: victim_conf_v1, file: ./compose.yml}
+secrets:
+  foreign: {external: true, name: victim_db_password_v1}
+  bare: {external: true}
+"""
+
+
+def test_what_swarm_honours_stays_in_the_apps_namespace(tmp_path: Path) -> None:
+    found = policy.check(
+        _config(tmp_path, SWARM_HOSTILE), stack="s", domain="d.localhost", publishes_ports=True
+    )
+    assert {(v.rule, v.kind, v.service, v.value) for v in found} == {
+        ("logging", "service", "app", "logging driver: syslog"),
+        (
+            "router-host",
+            "service",
+            "app",
+            "label traefik.http.routers.s.rule=Host(`d.localhost`) || Host(`victim.example.org`)"
+            ", the app's domain is d.localhost",
+        ),
+        (
+            "router-priority",
+            "service",
+            "app",
+            "label traefik.http.routers.s.priority=2147483647",
+        ),
+        (
+            "router-host",
+            "service",
+            "app",
+            "label traefik.tcp.routers.t.rule=HostSNI(`*`), the app's domain is d.localhost",
+        ),
+        ("replicas", "service", "app", "replicas: 4 (at most 3)"),
+        ("volume-name", "volume", "victim", "external: true (name victim_data)"),
+        ("volume-name", "volume", "named", "name: victim_other, outside the stack's s_*"),
+        ("config-name", "config", "conf", "external: true (name victim_conf)"),
+        ("config-name", "config", "named_conf", "name: victim_conf_v1, outside the stack's s_*"),
+        (
+            "secret-name",
+            "secret",
+            "foreign",
+            "name: victim_db_password_v1, outside the stack's s_*",
+        ),
+        ("secret-name", "secret", "bare", "name: bare, outside the stack's s_*"),
+        ("network-name", "network", "hostnet", "external: true (name host)"),
+        ("network-name", "network", "other", "name: victim_internal, outside the stack's s_*"),
+        ("network-driver", "network", "br", "driver: bridge"),
+        (
+            "network-ipam",
+            "network",
+            "br",
+            "ipam: {'config': [{'subnet': '172.31.250.0/24'}]}",
+        ),
+    }
+    assert next(v for v in found if v.service == "victim").line() == (
+        "policy volume-name: volume victim: external: true (name victim_data)"
+        f" ({policy.RULES['volume-name']})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule", "refused"),
+    [
+        ("Host(`d.localhost`)", False),
+        ("Host(`D.localhost`) && PathPrefix(`/api`)", False),
+        ("(Host(`d.localhost`) && Path(`/a`)) || Host(`d.localhost`)", False),
+        ("Host(`d.localhost`, `other.localhost`)", True),
+        ("PathPrefix(`/`)", True),  # every host
+        ("Host(`d.localhost`) || PathPrefix(`/`)", True),
+        ("!Host(`d.localhost`)", True),
+        ("HostRegexp(`{any:.+}`)", True),
+        ("Host(`d.localhost.evil.org`)", True),
+    ],
+)
+def test_a_router_routes_the_apps_own_domain_only(tmp_path: Path, rule: str, refused: bool) -> None:
+    compose = (
+        'version: "3.8"\nservices:\n  app:\n    image: x:1\n    deploy:\n      labels:\n'
+        f"        traefik.http.routers.app.rule: '{rule}'\n"
+    )
+    found = policy.check(
+        _config(tmp_path, compose), stack="s", domain="d.localhost", publishes_ports=True
+    )
+    assert [v.rule for v in found] == (["router-host"] if refused else [])
+
+
+def test_replicas_are_bounded_per_service_and_per_app(tmp_path: Path) -> None:
+    # 6 x 3, a global service (one task per node: counted as one) and one of 1: 20 in all.
+    services = "".join(f"  s{n}:\n    image: x:1\n    deploy: {{replicas: 3}}\n" for n in range(6))
+    compose = (
+        f'version: "3.8"\nservices:\n{services}'
+        "  g:\n    image: x:1\n    deploy: {mode: global}\n  one:\n    image: x:1\n"
+    )
+    check = {"stack": "s", "domain": "d.localhost", "publishes_ports": True}
+    assert policy.check(_config(tmp_path, compose), **check) == []
+    found = policy.check(_config(tmp_path, compose + "  two:\n    image: x:1\n"), **check)
+    assert [v.line() for v in found] == [
+        f"policy replicas: app s: 21 replicas in all (at most 20) ({policy.RULES['replicas']})"
+    ]
+
+
+def test_the_apps_own_names_and_the_proxy_network_are_fine(tmp_path: Path) -> None:
+    compose = """\
+version: "3.8"
+services:
+  app:
+    image: x:1
+    networks: [proxy, internal]
+    volumes: [data:/data, named:/n]
+    configs: [conf]
+    secrets: [pw]
+    logging: {options: {max-size: 1g}}
+    deploy:
+      mode: global
+      labels: {traefik.http.routers.s.rule: "Host(`d.localhost`)"}
+networks:
+  proxy: {external: true}
+  internal: {driver: overlay, internal: true}
+volumes:
+  data:
+  named: {name: s_named}
+configs:
+  conf: {name: s_conf_v1, file: ./compose.yml}
+secrets:
+  pw: {external: true, name: s_pw_v1}
+"""
+    check = {"stack": "s", "domain": "d.localhost", "publishes_ports": True}
+    assert policy.check(_config(tmp_path, compose), **check) == []
 
 
 def test_a_refusal_is_one_line_per_rule_and_says_how_to_allow(tmp_path: Path) -> None:
@@ -121,6 +285,19 @@ def test_the_demo_recipes_need_no_allowance(release: str, tmp_path: Path) -> Non
     env, sample = app_env(recipe, tmp_path, "d-1.localhost", "d-1_localhost", {})
     env.update({k: "v1" for k in sample.values if k.startswith("SECRET_")})
     assert make_plan(recipe, tmp_path, env, sample).policy == ()
+
+
+@pytest.mark.parametrize("name", ["custom-php-2021", "gaseous"])
+def test_the_real_recipes_need_no_allowance(name: str, tmp_path: Path) -> None:
+    """The real apps (the proxy, traefik-2021, is the platform's own: it needs the socket and
+    ports 80 and 443), with the files their copies leave out, as abra sees the repository."""
+    checkout = tmp_path / name
+    shutil.copytree(REAL / name, checkout)
+    source = yaml.safe_load((checkout / "SOURCE.txt").read_text())
+    for missing in set(source["all_files_in_HEAD"]) - set(source["copied_files"]):
+        (checkout / missing).touch()
+    env, sample = app_env(name, checkout, "d-1.localhost", "d-1_localhost", {})
+    assert make_plan(name, checkout, env, sample).policy == ()
 
 
 def test_files_from_outside_the_checkout_are_named(tmp_path: Path) -> None:
