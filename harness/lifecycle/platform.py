@@ -157,8 +157,9 @@ class Stamp:
         }
 
 
-# What a service may use when its recipe sets no limit: sized for a 2-core / 24 GiB machine
-# running several runs at once (RESOURCES in recipe_meta.py raises them).
+# The most a service may use, and reserve: its limits where the recipe sets none, and the
+# cap of what it sets (asking for less is fine). Sized for a 2-core / 24 GiB machine running
+# several runs at once; RESOURCES in recipe_meta.py (the operator's) raises them.
 DEFAULT_LIMITS: Mapping[str, str] = MappingProxyType({"memory": "1G", "cpus": "1", "pids": "1024"})
 _LIMIT_FORMS = {
     "memory": re.compile(r"^\d+(\.\d+)?[bkmg]?$", re.IGNORECASE),
@@ -168,7 +169,8 @@ _LIMIT_FORMS = {
 
 
 def limits(resources: Mapping[str, str]) -> dict[str, str]:
-    """The default limits, raised by a recipe dir's RESOURCES; a malformed value is named."""
+    """The default limits (and caps), raised by a recipe dir's RESOURCES; a malformed value
+    is named."""
     chosen = {**DEFAULT_LIMITS, **resources}
     for name, value in chosen.items():
         if not _LIMIT_FORMS[name].match(str(value)):
@@ -185,6 +187,72 @@ def memory_bytes(text: str) -> int:
     return int(float(number) * 1024 ** "bkmg".index(unit or "b"))
 
 
+def _amount(name: str, value: Any) -> float:
+    """A limit as a number to compare: memory in bytes, CPUs, pids."""
+    return memory_bytes(str(value)) if name == "memory" else float(value)
+
+
+def _bound(services: Mapping[str, Any], caps: Mapping[str, str], overlays: list[str]) -> bool:
+    """Each service's limits and reservations within ``caps``: a limit the recipe sets none
+    of is the cap, one above it (or a reservation above it) is lowered to it, each lowering
+    an overlay line. Whether anything was written."""
+    unset, lowered = [], []
+    for svc, spec in services.items():
+        resources = spec.setdefault("deploy", {}).setdefault("resources", {})
+        for kind in ("limits", "reservations"):
+            asked = resources.setdefault(kind, {}) if kind == "limits" else resources.get(kind)
+            for name, cap in caps.items() if asked is not None else ():
+                value = int(cap) if name == "pids" else str(cap)
+                if name not in asked:
+                    if kind == "limits":
+                        asked[name] = value
+                        unset.append(svc)
+                elif _amount(name, asked[name]) > _amount(name, cap):
+                    lowered.append(
+                        f"service {svc}: {kind[:-1]} {name} {asked[name]} lowered to {cap}"
+                        " (the cap; RESOURCES in the recipe dir raises it)"
+                    )
+                    asked[name] = value
+    if unset:
+        overlays.append(
+            "services "
+            + ", ".join(dict.fromkeys(unset))
+            + ": limits "
+            + ", ".join(f"{k} {v}" for k, v in caps.items())
+            + " where the recipe sets none"
+        )
+    overlays += lowered
+    return bool(unset or lowered)
+
+
+# Every container's json-file log at most: a size of each file, a number of files (what a
+# recipe sets below either is kept).
+LOG_BOUND: Mapping[str, str] = MappingProxyType({"max-size": "10m", "max-file": "3"})
+
+
+def _bound_logs(services: Mapping[str, Any], overlays: list[str]) -> None:
+    """Every service logs to json-file within LOG_BOUND, no other option kept (another
+    driver is there only because the recipe dir allowed the policy's ``logging`` rule: it
+    is left as it is)."""
+    for spec in services.values():
+        logging = spec.get("logging") or {}
+        if logging.get("driver") not in (None, "json-file"):
+            continue
+        asked = logging.get("options") or {}
+        options = {}
+        for name, cap in LOG_BOUND.items():
+            value = str(asked.get(name, cap)).lower()
+            fits = re.fullmatch(r"[1-9]\d*[kmg]?", value) and memory_bytes(value) <= memory_bytes(
+                cap
+            )
+            options[name] = value if fits else cap
+        spec["logging"] = {"driver": "json-file", "options": options}
+    overlays.append(
+        "all services: json-file logs of at most "
+        + ", ".join(f"{k} {v}" for k, v in LOG_BOUND.items())
+    )
+
+
 def deploy_config(
     plan: Plan,
     platform: Platform,
@@ -197,25 +265,11 @@ def deploy_config(
     """The config to deploy for ``plan`` and the overlay lines applied to it."""
     config = copy.deepcopy(plan.config)
     overlays: list[str] = []
-    bounded = []
-    for svc, spec in (config.get("services") or {}).items():
-        set_limits = spec.setdefault("deploy", {}).setdefault("resources", {})
-        set_limits = set_limits.setdefault("limits", {})
-        for name, value in resources.items():
-            if name not in set_limits:
-                set_limits[name] = int(value) if name == "pids" else str(value)
-                bounded.append(svc)
-    if bounded:
-        config["version"] = "3.9"  # the first compose version with a pids limit
-        overlays.append(
-            "services "
-            + ", ".join(dict.fromkeys(bounded))
-            + ": limits "
-            + ", ".join(f"{k} {v}" for k, v in resources.items())
-            + " where the recipe sets none"
-        )
-    label = run_labels(run_id)
     services: dict[str, Any] = config.get("services") or {}
+    if _bound(services, resources, overlays):
+        config["version"] = "3.9"  # the first compose version with a pids limit
+    _bound_logs(services, overlays)
+    label = run_labels(run_id)
     for svc, spec in services.items():
         deploy = spec.setdefault("deploy", {})
         deploy["labels"] = {**(deploy.get("labels") or {}), **label}

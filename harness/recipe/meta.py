@@ -187,8 +187,9 @@ KEYS: tuple[Key, ...] = (
         "RESOURCES",
         dict[Resource, str],
         _EMPTY,
-        "Raise the limits a service gets when the recipe sets none:"
-        " `memory` (`1G`), `cpus` (`1`), `pids` (`1024`).",
+        "Raise the caps of each service's limits and reservations (its limits where the"
+        " recipe sets none; what it sets above is lowered to them): `memory` (`1G`),"
+        " `cpus` (`1`), `pids` (`1024`).",
     ),
     Key(
         "CHAOS_BASE_DEPLOY",

@@ -61,6 +61,7 @@ def test_local_platform_without_ipvs_gets_the_compat_overlay(plan: Plan) -> None
     assert "external" not in config["networks"]["proxy"]
     assert overlays == [
         "services app: limits memory 1G, cpus 1, pids 1024 where the recipe sets none",
+        "all services: json-file logs of at most max-size 10m, max-file 3",
         "network proxy: created by the stack (no shared proxy network here)",
         "all services: endpoint_mode dnsrr (no IPVS for VIPs)",
         "service app: port 5232 published in host mode on 127.0.0.1:40123, stop-first updates",
@@ -120,10 +121,81 @@ def test_every_service_gets_limits_where_the_recipe_sets_none(plan: Plan) -> Non
     )
     assert config["version"] == "3.9"  # the first with a pids limit
     assert config["services"]["app"]["deploy"]["resources"]["limits"] == {
-        "memory": "104857600",  # the recipe's own
+        "memory": "104857600",  # the recipe's own, below the cap
         "cpus": "2",  # raised by RESOURCES
         "pids": 1024,
     }
+
+
+GREEDY = """\
+version: "3.9"
+services:
+  app:
+    image: x:1
+    logging: {driver: json-file, options: {max-size: 1g, max-file: "100", labels: a}}
+    deploy:
+      resources:
+        limits: {memory: 1000G, cpus: "1.5", pids: 4000000}
+        reservations: {memory: 12G, cpus: "1.5"}
+  small:
+    image: x:1
+    logging: {options: {max-size: 1m, max-file: "2"}}
+    deploy:
+      resources:
+        limits: {memory: 64M, cpus: "0.5", pids: 100}
+        reservations: {memory: 32M}
+"""
+
+
+def _greedy(tmp_path: Path, resources: dict[str, str]) -> tuple[dict, list[str]]:
+    (tmp_path / "compose.yml").write_text(GREEDY)
+    merged = stack_config(tmp_path, ("compose.yml",), {})  # Docker's own loader, as plans are
+    greedy = Plan(
+        "greedy", "g_localhost", "g.localhost", ("compose.yml",), merged, {}, (), {}, (), None,
+        {}, None, None, None,
+    )  # fmt: skip
+    return deploy_config(greedy, Platform("remote", ipvs=True), "r", STAMP, None, limits(resources))
+
+
+def test_limits_and_reservations_above_the_cap_are_lowered_to_it(tmp_path: Path) -> None:
+    config, overlays = _greedy(tmp_path, {})
+    app, small = (config["services"][s]["deploy"]["resources"] for s in ("app", "small"))
+    assert app == {
+        "limits": {"memory": "1G", "cpus": "1", "pids": 1024},
+        "reservations": {"memory": "1G", "cpus": "1"},
+    }
+    assert small == {  # asking for less is fine
+        "limits": {"memory": "67108864", "cpus": "0.5", "pids": 100},
+        "reservations": {"memory": "33554432"},
+    }
+    cap = " (the cap; RESOURCES in the recipe dir raises it)"
+    assert overlays[:5] == [
+        f"service app: limit memory 1073741824000 lowered to 1G{cap}",
+        f"service app: limit cpus 1.5 lowered to 1{cap}",
+        f"service app: limit pids 4000000 lowered to 1024{cap}",
+        f"service app: reservation memory 12884901888 lowered to 1G{cap}",
+        f"service app: reservation cpus 1.5 lowered to 1{cap}",
+    ]
+    raised, overlays = _greedy(tmp_path, {"memory": "2000G", "cpus": "2", "pids": "5000000"})
+    assert raised["services"]["app"]["deploy"]["resources"]["limits"] == {
+        "memory": "1073741824000",
+        "cpus": "1.5",
+        "pids": 4000000,
+    }
+    assert not [line for line in overlays if "lowered" in line]
+
+
+def test_every_container_log_is_bounded(tmp_path: Path) -> None:
+    config, overlays = _greedy(tmp_path, {})
+    assert config["services"]["app"]["logging"] == {  # the recipe's own options capped
+        "driver": "json-file",
+        "options": {"max-size": "10m", "max-file": "3"},
+    }
+    assert config["services"]["small"]["logging"] == {  # less is kept
+        "driver": "json-file",
+        "options": {"max-size": "1m", "max-file": "2"},
+    }
+    assert "all services: json-file logs of at most max-size 10m, max-file 3" in overlays
 
 
 @pytest.mark.parametrize(("name", "value"), [("memory", "lots"), ("cpus", "1c"), ("pids", "-1")])
@@ -140,6 +212,10 @@ def test_the_limits_deploy_on_docker_as_written(plan: Plan, tmp_path: Path) -> N
         "cpus": "1",
         "memory": str(memory_bytes("1G")),
         "pids": 1024,
+    }
+    assert merged["services"]["app"]["logging"] == {
+        "driver": "json-file",
+        "options": {"max-size": "10m", "max-file": "3"},
     }
 
 
