@@ -1,7 +1,9 @@
 """A short-lived helper container (busybox) on an app's volumes: how backups are read out
 and restores written in, as backup-bot does it — labelled with the run like everything
-else, and without a network (it has nothing to reach; none is set up per helper). The
-script is an argv for ``sh -c``; callers quote what they put in it."""
+else (and so is a volume its mount creates, one no task of the app made yet: teardown and
+the janitor find it by the label), and without a network (it has nothing to reach; none
+is set up per helper). The script is an argv for ``sh -c``; callers quote what they put
+in it."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+
+from docker.types import Mount
 
 from harness.swarm.engine import client, translated
 
@@ -37,13 +41,16 @@ def run_helper(
 ) -> HelperResult:
     """Run ``sh -c script`` with each volume (name -> mount point) mounted; ``upload`` is
     a tar put at ``/`` first, ``download`` a file read back after (binary data cannot
-    travel through logs: they are text)."""
-    binds = {name: {"bind": target, "mode": "rw"} for name, target in volumes.items()}
+    travel through logs: they are text). A volume that does not exist yet is created with
+    ``labels``."""
+    mounts = [
+        Mount(target, name, type="volume", labels=dict(labels)) for name, target in volumes.items()
+    ]
     with translated(f"helper container on {', '.join(volumes) or 'no volume'}"):
         container = client().containers.create(
             HELPER_IMAGE,
             ["sh", "-c", script],
-            volumes=binds,
+            mounts=mounts,
             labels=dict(labels),
             network_mode="none",  # it reads and writes volumes, nothing else
         )
