@@ -11,19 +11,28 @@ judges only its own host's runs, since another host's lease is not one it can se
 host's own janitor sweeps them when their run died.
 
 Host ports for the local platform's host-mode publishing are reserved under one lock, one
-file per port naming its run, so two concurrent runs never pick the same port.
+file per port naming its run, so two concurrent runs never pick the same port. Swarm binds
+a host-mode port on every address (0.0.0.0 and [::]: its port config has no host IP), so
+a reserved port is kept loopback-only by the firewall: a rule per address family drops new
+connections to it that do not come in on ``lo``, in the mangle table's PREROUTING (before
+Docker's DNAT, which sends IPv4 on to the container, and before docker-proxy, which answers
+IPv6 on [::]; Docker's own DOCKER-USER chain sees only the forwarded IPv4). The rules carry
+the run's label as their comment and go when its ports are released.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import shlex
 import socket
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from harness import proc
 from harness.errors import PlatformError
 from harness.lifecycle import teardown
 from harness.lifecycle.platform import HOST_LABEL, RUN_LABEL, host_id
@@ -68,7 +77,8 @@ def is_alive(run_id: str, leases: Path = LEASES) -> bool:
 
 
 def reserve_port(run_id: str, ports: Path = PORTS) -> int:
-    """A free 127.0.0.1 port no other live run holds, reserved for ``run_id``."""
+    """A free 127.0.0.1 port no other live run holds, reserved for ``run_id`` and reachable
+    from this host only (``loopback_only``)."""
     ports.mkdir(parents=True, exist_ok=True)
     with FileLock(ports / ".lock"):
         for _ in range(100):
@@ -78,17 +88,60 @@ def reserve_port(run_id: str, ports: Path = PORTS) -> int:
             claim = ports / str(port)
             if not claim.exists():
                 claim.write_text(run_id)
+                try:
+                    loopback_only(port, run_id)
+                except PlatformError:
+                    claim.unlink()
+                    _open(run_id)
+                    raise
                 return port
     raise PlatformError("no free 127.0.0.1 port after 100 tries")
 
 
 def release_ports(run_id: str, ports: Path = PORTS) -> None:
+    """Free the run's port claims, and its firewall rules."""
     if not ports.is_dir():
         return
     with FileLock(ports / ".lock"):  # another run releasing its own ports at the same time
         for claim in ports.iterdir():
             if claim.name.isdigit() and claim.read_text().strip() == run_id:
                 claim.unlink(missing_ok=True)
+        _open(run_id)
+
+
+_FIREWALLS = ("iptables", "ip6tables")
+_IPV6 = Path("/proc/net/if_inet6")  # absent: the kernel has no IPv6, nothing binds [::]
+
+
+def loopback_only(port: int, run_id: str) -> None:
+    """Drop new TCP connections to ``port`` that do not come in on ``lo``, for IPv4 and IPv6
+    (the rule's comment names the run); a PlatformError when the firewall refuses."""
+    rule = ["!", "-i", "lo", "-p", "tcp", "--dport", str(port)]
+    rule += ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment"]
+    for tool in _FIREWALLS if _IPV6.exists() else _FIREWALLS[:1]:
+        argv = [tool, "-w", "-t", "mangle", "-I", "PREROUTING", *rule, f"{RUN_LABEL}={run_id}"]
+        try:
+            done = proc.run([*argv, "-j", "DROP"], timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PlatformError(f"cannot keep port {port} loopback-only: {tool}: {exc}") from exc
+        if done.returncode != 0:
+            raise PlatformError(
+                f"cannot keep port {port} loopback-only: {tool} exited {done.returncode}:"
+                f" {done.stderr.strip()}"
+            )
+
+
+def _open(run_id: str) -> None:
+    """Delete every firewall rule of ``run_id`` (there is none where no firewall runs)."""
+    for tool in _FIREWALLS:
+        try:
+            listed = proc.run([tool, "-w", "-t", "mangle", "-S", "PREROUTING"], timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        for line in listed.stdout.splitlines():
+            words = shlex.split(line)
+            if words[:2] == ["-A", "PREROUTING"] and f"{RUN_LABEL}={run_id}" in words:
+                proc.run([tool, "-w", "-t", "mangle", "-D", *words[1:]], timeout=30)
 
 
 def sweep_dead_runs(

@@ -6,7 +6,9 @@ The recipe is never edited. What cc-ci deploys is the merged config of the plan 
 - the deploy stamps abra puts on the app service (chaos, chaos-version, recipe);
 - on the local platform, which has no Traefik and no shared ``proxy`` network: external
   networks become networks of the stack, and the web service publishes its port in host
-  mode on a free port, reached at 127.0.0.1 (stop-first updates, so the port is free);
+  mode on a free port, reached at 127.0.0.1 (swarm binds it on every address; the port's
+  firewall rule, ``janitor.loopback_only``, drops what does not come from this host;
+  stop-first updates, so the port is free);
 - where the kernel has no IPVS (swarm VIPs and the ingress mesh do not route): dnsrr
   endpoints, and the recipe's own published ports are dropped.
 Each of these is recorded as an overlay line in the run's results.

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import subprocess
+from collections.abc import Iterator
 
 import docker.errors
 import pytest
 
 from harness.lifecycle import teardown
-from harness.lifecycle.platform import run_labels
+from harness.lifecycle.platform import RUN_LABEL, run_labels
 from harness.recipe.policy import PORTS
 from harness.swarm import engine, run_helper
 from tests.conftest import WEB_APP, Workspace
@@ -134,6 +136,68 @@ def test_what_a_recipe_sizes_reaches_the_containers_capped(workspace: Workspace)
     (doc,) = session.results()
     assert "service app: limit memory 1073741824000 lowered to 1G" in str(doc)
     session.assert_nothing_left()
+
+
+@pytest.fixture
+def outside() -> Iterator[tuple[str, str, str]]:
+    """A network namespace of the test's own, linked to the host by a veth pair: a place
+    off the host's loopback (name, the host's IPv4 address, its IPv6 address there)."""
+    tag = secrets.token_hex(3)
+    ns, host, peer = f"ccci-pol-{tag}", f"cp{tag}h", f"cp{tag}n"
+    n = int(tag[:2], 16)
+    v4, v6 = f"10.250.{n}.1", f"fd77:{n:x}::1"
+
+    def ip(*argv: str, netns: str | None = None) -> None:
+        prefix = ["ip", "netns", "exec", netns] if netns else []
+        subprocess.run([*prefix, "ip", *argv], check=True, capture_output=True)
+
+    ip("netns", "add", ns)
+    try:
+        ip("link", "add", host, "type", "veth", "peer", "name", peer)
+        ip("link", "set", peer, "netns", ns)
+        ip("addr", "add", f"{v4}/30", "dev", host)
+        ip("-6", "addr", "add", f"{v6}/64", "dev", host, "nodad")
+        ip("link", "set", host, "up")
+        ip("addr", "add", f"10.250.{n}.2/30", "dev", peer, netns=ns)
+        ip("-6", "addr", "add", f"fd77:{n:x}::2/64", "dev", peer, "nodad", netns=ns)
+        ip("link", "set", peer, "up", netns=ns)
+        yield ns, v4, v6
+    finally:
+        subprocess.run(["ip", "link", "del", host], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+PORT_TEST = """\
+import subprocess
+
+
+def test_loopback_only(app):
+    port = app.base_url.rsplit(":", 1)[1]
+    assert app.get("/").text == "ok\\n"  # through 127.0.0.1
+    for address in ("{v4}", "[{v6}]"):
+        outside = subprocess.run(
+            ["ip", "netns", "exec", "{ns}", "curl", "-sS", "-m", "3", f"http://{{address}}:{{port}}/"],
+            capture_output=True, text=True,
+        )
+        assert outside.returncode == 28, (address, outside.stdout, outside.stderr)  # timed out
+"""
+
+
+def test_a_host_mode_port_answers_on_loopback_only(
+    workspace: Workspace, outside: tuple[str, str, str]
+) -> None:
+    ns, v4, v6 = outside
+    recipe_dir = workspace.recipe("ported", [("1.0.0+1", WEB_APP)])
+    (recipe_dir / "functional").mkdir()
+    (recipe_dir / "functional" / "test_port.py").write_text(PORT_TEST.format(ns=ns, v4=v4, v6=v6))
+    session = workspace.pytest("recipes/ported", "--tiers", "install,custom")
+    outcome = session.outcomes["recipes/ported/functional/test_port.py::test_loopback_only"]
+    assert outcome == "PASSED", session.output
+    session.assert_nothing_left()
+    (run_id,) = session.run_ids()
+    for tool in ("iptables", "ip6tables"):  # the run's rules went with it
+        rules = subprocess.run([tool, "-t", "mangle", "-S"], capture_output=True, text=True)
+        assert f"{RUN_LABEL}={run_id}" not in rules.stdout
 
 
 def test_a_volume_the_helper_creates_goes_with_the_run() -> None:
