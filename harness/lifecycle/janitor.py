@@ -92,7 +92,7 @@ def reserve_port(run_id: str, ports: Path = PORTS) -> int:
                     loopback_only(port, run_id)
                 except PlatformError:
                     claim.unlink()
-                    _open(run_id)
+                    _remove_rules(run_id)
                     raise
                 return port
     raise PlatformError("no free 127.0.0.1 port after 100 tries")
@@ -106,7 +106,7 @@ def release_ports(run_id: str, ports: Path = PORTS) -> None:
         for claim in ports.iterdir():
             if claim.name.isdigit() and claim.read_text().strip() == run_id:
                 claim.unlink(missing_ok=True)
-        _open(run_id)
+        _remove_rules(run_id)
 
 
 _FIREWALLS = ("iptables", "ip6tables")
@@ -131,7 +131,7 @@ def loopback_only(port: int, run_id: str) -> None:
             )
 
 
-def _open(run_id: str) -> None:
+def _remove_rules(run_id: str) -> None:
     """Delete every firewall rule of ``run_id`` (there is none where no firewall runs)."""
     for tool in _FIREWALLS:
         try:

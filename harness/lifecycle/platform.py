@@ -4,6 +4,8 @@ The recipe is never edited. What cc-ci deploys is the merged config of the plan 
 - the run's label on every service, container, volume, network and config (secrets are
   created by cc-ci with it), so teardown and the janitor find everything by label;
 - the deploy stamps abra puts on the app service (chaos, chaos-version, recipe);
+- on every service, limits and reservations within the caps (``limits``: the defaults,
+  raised by RESOURCES), and json-file logs within LOG_BOUND;
 - on the local platform, which has no Traefik and no shared ``proxy`` network: external
   networks become networks of the stack, and the web service publishes its port in host
   mode on a free port, reached at 127.0.0.1 (swarm binds it on every address; the port's

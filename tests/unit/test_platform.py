@@ -147,18 +147,17 @@ services:
 """
 
 
-def _greedy(tmp_path: Path, resources: dict[str, str]) -> tuple[dict, list[str]]:
+def _greedy(plan: Plan, tmp_path: Path, resources: dict[str, str]) -> tuple[dict, list[str]]:
     (tmp_path / "compose.yml").write_text(GREEDY)
     merged = stack_config(tmp_path, ("compose.yml",), {})  # Docker's own loader, as plans are
-    greedy = Plan(
-        "greedy", "g_localhost", "g.localhost", ("compose.yml",), merged, {}, (), {}, (), None,
-        {}, None, None, None,
-    )  # fmt: skip
+    greedy = Plan(**{**plan.__dict__, "config": merged})
     return deploy_config(greedy, Platform("remote", ipvs=True), "r", STAMP, None, limits(resources))
 
 
-def test_limits_and_reservations_above_the_cap_are_lowered_to_it(tmp_path: Path) -> None:
-    config, overlays = _greedy(tmp_path, {})
+def test_limits_and_reservations_above_the_cap_are_lowered_to_it(
+    plan: Plan, tmp_path: Path
+) -> None:
+    config, overlays = _greedy(plan, tmp_path, {})
     app, small = (config["services"][s]["deploy"]["resources"] for s in ("app", "small"))
     assert app == {
         "limits": {"memory": "1G", "cpus": "1", "pids": 1024},
@@ -176,7 +175,7 @@ def test_limits_and_reservations_above_the_cap_are_lowered_to_it(tmp_path: Path)
         f"service app: reservation memory 12884901888 lowered to 1G{cap}",
         f"service app: reservation cpus 1.5 lowered to 1{cap}",
     ]
-    raised, overlays = _greedy(tmp_path, {"memory": "2000G", "cpus": "2", "pids": "5000000"})
+    raised, overlays = _greedy(plan, tmp_path, {"memory": "2000G", "cpus": "2", "pids": "5000000"})
     assert raised["services"]["app"]["deploy"]["resources"]["limits"] == {
         "memory": "1073741824000",
         "cpus": "1.5",
@@ -185,8 +184,8 @@ def test_limits_and_reservations_above_the_cap_are_lowered_to_it(tmp_path: Path)
     assert not [line for line in overlays if "lowered" in line]
 
 
-def test_every_container_log_is_bounded(tmp_path: Path) -> None:
-    config, overlays = _greedy(tmp_path, {})
+def test_every_container_log_is_bounded(plan: Plan, tmp_path: Path) -> None:
+    config, overlays = _greedy(plan, tmp_path, {})
     assert config["services"]["app"]["logging"] == {  # the recipe's own options capped
         "driver": "json-file",
         "options": {"max-size": "10m", "max-file": "3"},
