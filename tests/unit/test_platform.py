@@ -149,7 +149,7 @@ services:
 
 def _greedy(plan: Plan, tmp_path: Path, resources: dict[str, str]) -> tuple[dict, list[str]]:
     (tmp_path / "compose.yml").write_text(GREEDY)
-    merged = stack_config(tmp_path, ("compose.yml",), {})  # Docker's own loader, as plans are
+    merged = merged_config(tmp_path, ("compose.yml",), {})  # Docker's own loader, as plans are
     greedy = Plan(**{**plan.__dict__, "config": merged})
     return deploy_config(greedy, Platform("remote", ipvs=True), "r", STAMP, None, limits(resources))
 
