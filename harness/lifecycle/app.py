@@ -279,9 +279,12 @@ class App:
 
     def settle(self) -> None:
         """The app stayed up: no task failed since its deploy, and tasks without a
-        healthcheck kept running a while — what a tier asks before it passes."""
+        healthcheck kept running a while, and the run holds no more disk than its bound —
+        what a tier asks before it passes."""
         with self.run.tracer.span("settle", app=self.name):
             settle([self.stack], self.since, self.window(), self.run.deadline, self.restarted)
+            self.run.disk.sample()
+            self.run.deadline.check()
 
     def logs(self, lines: int = 30) -> str:
         """The last log lines of every service (evidence for a failing test)."""

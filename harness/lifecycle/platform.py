@@ -173,9 +173,9 @@ _LIMIT_FORMS = {
 
 
 def limits(resources: Mapping[str, str]) -> dict[str, str]:
-    """The default limits (and caps), raised by a recipe dir's RESOURCES; a malformed value
-    is named."""
-    chosen = {**DEFAULT_LIMITS, **resources}
+    """The default limits (and caps) of each service, raised by a recipe dir's RESOURCES;
+    a malformed value is named."""
+    chosen = {**DEFAULT_LIMITS, **{k: v for k, v in resources.items() if k != "disk"}}
     for name, value in chosen.items():
         if not _LIMIT_FORMS[name].match(str(value)):
             raise MetaError(
@@ -183,6 +183,18 @@ def limits(resources: Mapping[str, str]) -> dict[str, str]:
                 f" (e.g. {DEFAULT_LIMITS[name]!r})"
             )
     return chosen
+
+
+DEFAULT_DISK = "5G"
+
+
+def disk_bound(resources: Mapping[str, str]) -> int:
+    """The bytes a run's containers and volumes may hold: ``RESOURCES["disk"]``, else
+    ``DEFAULT_DISK``; a malformed value is named."""
+    value = str(resources.get("disk", DEFAULT_DISK))
+    if not _LIMIT_FORMS["memory"].match(value):
+        raise MetaError(f"RESOURCES['disk'] = {value!r} is not a size (e.g. {DEFAULT_DISK!r})")
+    return memory_bytes(value)
 
 
 def memory_bytes(text: str) -> int:

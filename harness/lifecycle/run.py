@@ -21,9 +21,9 @@ from harness.errors import CcciError
 from harness.lifecycle import deps, janitor, teardown
 from harness.lifecycle.app import App
 from harness.lifecycle.backup import Archive, Selection
-from harness.lifecycle.diskwatch import DEFAULT_DISK, DiskWatch
+from harness.lifecycle.diskwatch import DiskWatch
 from harness.lifecycle.hooks import DEPS_FILE_ENV, call_named
-from harness.lifecycle.platform import RUN_LABEL, Platform, detect
+from harness.lifecycle.platform import RUN_LABEL, Platform, detect, disk_bound
 from harness.lifecycle.waits import Deadline
 from harness.recipe import catalogue, manifest
 from harness.recipe.catalogue import Checkout
@@ -68,8 +68,9 @@ class Run:
         self.platform = platform or detect()
         self.deadline = Deadline(deadline)
         self.id = uuid.uuid4().hex[:6]
+        bound = disk_bound(self.meta.RESOURCES)
         self.lease = janitor.Lease(self.id).acquire()  # held until close(), or death
-        self.disk = DiskWatch(f"{RUN_LABEL}={self.id}", DEFAULT_DISK, self.deadline)
+        self.disk = DiskWatch(f"{RUN_LABEL}={self.id}", bound, self.deadline)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         self.dir = runs_root / f"{self.name}-{stamp}-{self.id}"
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ __all__ = [
 META_FILE = "recipe_meta.py"
 
 Tier = Literal["install", "upgrade", "backup", "restore", "custom"]
-Resource = Literal["memory", "cpus", "pids"]
+Resource = Literal["memory", "cpus", "pids", "disk"]
 OptionalRung = Literal["upgrade", "backup_restore", "custom", "lint"]  # install never is
 TIERS: tuple[str, ...] = get_args(Tier)
 Hook = Callable[..., Any]
@@ -181,7 +181,7 @@ KEYS: tuple[Key, ...] = (
         dict[RuleId, str],
         _EMPTY,
         "Deploy-policy rules the recipe may break, each with the reason (`docker.sock`,"
-        " `bind-mount`, `privileged`, …: see the policy table below).",
+        " `bind-mount`, `privileged`, …: see the rules in docs/security.md).",
     ),
     Key(
         "RESOURCES",
@@ -189,7 +189,8 @@ KEYS: tuple[Key, ...] = (
         _EMPTY,
         "Raise the caps of each service's limits and reservations (its limits where the"
         " recipe sets none; what it sets above is lowered to them): `memory` (`1G`),"
-        " `cpus` (`1`), `pids` (`1024`).",
+        " `cpus` (`1`), `pids` (`1024`); and `disk` (`5G`), what the run's containers and"
+        " volumes may hold before the run is stopped.",
     ),
     Key(
         "CHAOS_BASE_DEPLOY",

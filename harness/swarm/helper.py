@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from docker.types import Mount
-
 from harness.swarm.engine import client, translated
 
 __all__ = ["HELPER_IMAGE", "HelperResult", "run_helper"]
@@ -43,6 +41,8 @@ def run_helper(
     a tar put at ``/`` first, ``download`` a file read back after (binary data cannot
     travel through logs: they are text). A volume that does not exist yet is created with
     ``labels``."""
+    from docker.types import Mount  # docker is imported only where it is used
+
     mounts = [
         Mount(target, name, type="volume", labels=dict(labels)) for name, target in volumes.items()
     ]

@@ -174,4 +174,5 @@ def test_the_janitor_frees_the_claims_and_leases_of_dead_runs(tmp_path: Path) ->
     owners = sorted(p.read_text() for p in ports.iterdir() if p.name.isdigit())
     assert owners == ["live01"]
     assert sorted(p.stem for p in leases.glob("*.lock")) == ["live01", "young1"]
+    janitor.release_ports("live01", ports)  # and its firewall rules
     live.release()

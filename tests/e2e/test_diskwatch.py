@@ -14,6 +14,7 @@ from harness.lifecycle.diskwatch import DiskWatch
 from harness.lifecycle.platform import RUN_LABEL
 from harness.lifecycle.waits import Deadline
 from harness.swarm import disk_use, engine
+from tests.conftest import WEB_APP, Workspace
 
 pytestmark = pytest.mark.e2e
 
@@ -86,3 +87,26 @@ def test_a_run_within_its_bound_goes_on(writer: str) -> None:
         watch.close()
     deadline.check()
     assert watch.peak >= 70 * MiB
+
+
+def test_a_recipe_that_fills_its_volume_fails_its_tier_naming_the_bound(
+    workspace: Workspace,
+) -> None:
+    filler = (
+        WEB_APP.replace(
+            "mkdir -p /www &&",
+            "head -c 104857600 /dev/zero >/data/fill && mkdir -p /www &&",
+        ).replace(
+            "    networks: [proxy]\n",
+            "    networks: [proxy]\n    volumes: [data:/data]\n",
+        )
+        + "volumes:\n  data:\n"
+    )
+    workspace.recipe("filler", [("1.0.0+1", filler)], meta='RESOURCES = {"disk": "50M"}\n')
+    session = workspace.pytest("recipes/filler", "--tiers", "install")
+    assert session.tier_outcomes == {"recipes/filler::install": "FAILED"}, session.output
+    assert "disk: the run's containers and volumes hold 100 MiB, past its bound of 50 MiB" in (
+        session.output
+    )
+    assert "(most: volume filler-" in session.output
+    session.assert_nothing_left()
