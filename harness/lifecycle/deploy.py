@@ -2,8 +2,9 @@
 
 Secrets are generated before the deploy, one per external secret of the plan, honouring
 the ``length``/``charset``/``generate=false`` modifiers of .env.sample; a secret that
-must not be generated takes its value from ``CCCI_SECRET_<KEY>`` in cc-ci's environment.
-Values never reach a log: only names do.
+must not be generated takes its value from ``CCCI_SECRET_<RECIPE>_<KEY>`` in cc-ci's
+environment (the variable names the recipe, so one recipe never receives a value meant for
+another). Values never reach a log: only names do.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from harness.lifecycle.platform import RUN_LABEL, run_labels
 from harness.recipe.plan import Plan, SecretPlan
 from harness.swarm import create_secret, labelled
 
-__all__ = ["create_secrets", "render_deploy_file", "secret_value"]
+__all__ = ["create_secrets", "render_deploy_file", "secret_value", "secret_variable"]
 
 log = logging.getLogger(__name__)
+
+SECRET_ENV_PREFIX = "CCCI_SECRET_"
 
 CHARSETS = {
     "alnum": string.ascii_letters + string.digits,
@@ -35,13 +38,27 @@ CHARSETS = {
 }
 
 
-def secret_value(secret: SecretPlan, environ: Mapping[str, str] = os.environ) -> str:
+def secret_variable(recipe: str, key: str) -> str:
+    """The variable that gives the value of a ``generate=false`` secret: ``recipe`` is the
+    recipe's identity (``kinto``, ``db_password`` -> ``CCCI_SECRET_KINTO_DB_PASSWORD``)."""
+    return f"{SECRET_ENV_PREFIX}{recipe}_{key}".upper().replace("-", "_")
+
+
+def secret_value(secret: SecretPlan, recipe: str, environ: Mapping[str, str] = os.environ) -> str:
+    """A new value for ``secret`` of ``recipe``: generated, or the operator's."""
     if not secret.generate:
-        given = environ.get(f"CCCI_SECRET_{secret.key.upper()}")
+        variable = secret_variable(recipe, secret.key)
+        given = environ.get(variable)
         if given is None:
+            unscoped = f"{SECRET_ENV_PREFIX}{secret.key.upper()}"
+            ignored = (
+                f"; {unscoped} is set but not taken: it names no recipe"
+                if unscoped in environ
+                else ""
+            )
             raise PlanError(
                 f"secret not generated: {secret.key} (generate=false; "
-                f"give its value as CCCI_SECRET_{secret.key.upper()})"
+                f"give its value as {variable}{ignored})"
             )
         return given
     alphabet = CHARSETS.get(secret.charset)
@@ -57,7 +74,7 @@ def create_secrets(plan: Plan, run_id: str) -> dict[str, str]:
     for secret in plan.secrets:
         if secret.name in existing:
             continue
-        value = secret_value(secret)
+        value = secret_value(secret, plan.recipe)
         create_secret(secret.name, value, run_labels(run_id))
         created[secret.key] = value
         log.info("created secret %s", secret.name)

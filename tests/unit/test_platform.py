@@ -72,16 +72,30 @@ def test_secret_values_follow_their_modifiers() -> None:
     hex_secret = SecretPlan(
         "db_password", "s_db_password_v1", "SECRET_DB_PASSWORD_VERSION", length=40, charset="hex"
     )
-    value = secret_value(hex_secret)
+    value = secret_value(hex_secret, "kinto")
     assert len(value) == 40
     assert set(value) <= set("0123456789abcdef")
-    assert secret_value(hex_secret) != value
-    given = SecretPlan("api_key", "s_api_key_v1", "SECRET_API_KEY_VERSION", generate=False)
-    with pytest.raises(PlanError, match=r"^secret not generated: api_key"):
-        secret_value(given, environ={})
-    assert secret_value(given, environ={"CCCI_SECRET_API_KEY": "k"}) == "k"
+    assert secret_value(hex_secret, "kinto") != value
     with pytest.raises(PlanError, match="unknown charset=emoji"):
-        secret_value(SecretPlan("x", "x", "X", charset="emoji"))
+        secret_value(SecretPlan("x", "x", "X", charset="emoji"), "kinto")
+
+
+def test_a_given_secret_is_taken_only_from_the_variable_naming_its_recipe() -> None:
+    given = SecretPlan("api_key", "s_api_key_v1", "SECRET_API_KEY_VERSION", generate=False)
+    assert secret_value(given, "my-app", environ={"CCCI_SECRET_MY_APP_API_KEY": "k"}) == "k"
+    with pytest.raises(PlanError) as refused:  # another recipe's value is not taken
+        secret_value(given, "kinto", environ={"CCCI_SECRET_OTHER_API_KEY": "o"})
+    assert str(refused.value) == (
+        "secret not generated: api_key (generate=false; give its value as"
+        " CCCI_SECRET_KINTO_API_KEY)"
+    )
+    with pytest.raises(PlanError) as refused:  # nor an unscoped one, any more
+        secret_value(given, "kinto", environ={"CCCI_SECRET_API_KEY": "k"})
+    assert str(refused.value) == (
+        "secret not generated: api_key (generate=false; give its value as"
+        " CCCI_SECRET_KINTO_API_KEY; CCCI_SECRET_API_KEY is set but not taken: it names no"
+        " recipe)"
+    )
 
 
 def test_deploy_file_keeps_strings_strings_and_dollars_literal(tmp_path: Path) -> None:
