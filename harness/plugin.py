@@ -51,6 +51,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the controller, or a session without xdist
         config.stash[RUN_DIRS] = RunDirs()
         config.pluginmanager.register(config.stash[RUN_DIRS], "cc-ci-run-dirs")
+    if _names_recipes(config):  # the workers too: they make the secrets and the logs
+        from harness import redact
+
+        redact.install_log_filter()
 
 
 def _names_recipes(config: pytest.Config) -> bool:
@@ -117,7 +121,40 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     collect = sys.modules.get("harness.collect")
     if collect is not None:
         collect.record_custom(item, report)
+        _redact_report(report)
     return report
+
+
+def _redact_report(report: pytest.TestReport) -> None:
+    """The report of a recipe's item with every secret value masked, whatever put it
+    there (a failure quoting the app's logs, a designed failure's reason, captured output,
+    the app logs of a failed custom test): what the terminal, junit XML and the controller
+    of xdist workers get."""
+    from harness.redact import redact
+
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # a skip: (path, line, reason)
+        report.longrepr = (longrepr[0], longrepr[1], redact(longrepr[2]))
+    elif longrepr is not None:
+        text = report.longreprtext
+        if redact(text) != text:
+            report.longrepr = redact(text)  # plain text: the rendered traceback, masked
+    report.sections = [(title, redact(content)) for title, content in report.sections]
+    if hasattr(report, "wasxfail"):
+        report.wasxfail = redact(report.wasxfail)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_warning_recorded(warning_message: Any) -> None:
+    """A warning (a rung left unverified, quoting why) masked before the terminal's
+    warnings summary keeps it."""
+    if "harness.collect" in sys.modules:
+        from harness.redact import redact
+
+        said = warning_message.message
+        text = redact(str(said))
+        if text != str(said):
+            warning_message.message = type(said)(text) if isinstance(said, Warning) else text
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)

@@ -4,7 +4,8 @@ Secrets are generated before the deploy, one per external secret of the plan, ho
 the ``length``/``charset``/``generate=false`` modifiers of .env.sample; a secret that
 must not be generated takes its value from ``CCCI_SECRET_<RECIPE>_<KEY>`` in cc-ci's
 environment (the variable names the recipe, so one recipe never receives a value meant for
-another). Values never reach a log: only names do.
+another). Values never reach a log: only names do, and each value is registered with the
+redactor as it is made, for the logs the app itself writes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from harness import redact
 from harness.errors import PlanError
 from harness.lifecycle.platform import RUN_LABEL, run_labels
 from harness.recipe.plan import Plan, SecretPlan
@@ -26,8 +28,6 @@ from harness.swarm import create_secret, labelled
 __all__ = ["create_secrets", "render_deploy_file", "secret_value", "secret_variable"]
 
 log = logging.getLogger(__name__)
-
-SECRET_ENV_PREFIX = "CCCI_SECRET_"
 
 CHARSETS = {
     "alnum": string.ascii_letters + string.digits,
@@ -41,7 +41,7 @@ CHARSETS = {
 def secret_variable(recipe: str, key: str) -> str:
     """The variable that gives the value of a ``generate=false`` secret: ``recipe`` is the
     recipe's identity (``kinto``, ``db_password`` -> ``CCCI_SECRET_KINTO_DB_PASSWORD``)."""
-    return f"{SECRET_ENV_PREFIX}{recipe}_{key}".upper().replace("-", "_")
+    return f"{redact.SECRET_ENV_PREFIX}{recipe}_{key}".upper().replace("-", "_")
 
 
 def secret_value(secret: SecretPlan, recipe: str, environ: Mapping[str, str] = os.environ) -> str:
@@ -50,7 +50,7 @@ def secret_value(secret: SecretPlan, recipe: str, environ: Mapping[str, str] = o
         variable = secret_variable(recipe, secret.key)
         given = environ.get(variable)
         if given is None:
-            unscoped = f"{SECRET_ENV_PREFIX}{secret.key.upper()}"
+            unscoped = f"{redact.SECRET_ENV_PREFIX}{secret.key.upper()}"
             ignored = (
                 f"; {unscoped} is set but not taken: it names no recipe"
                 if unscoped in environ
@@ -75,6 +75,12 @@ def create_secrets(plan: Plan, run_id: str) -> dict[str, str]:
         if secret.name in existing:
             continue
         value = secret_value(secret, plan.recipe)
+        if not redact.register(value):
+            log.warning(
+                "secret %s is shorter than %d characters: not masked in cc-ci's output",
+                secret.name,
+                redact.MIN_LENGTH,
+            )
         create_secret(secret.name, value, run_labels(run_id))
         created[secret.key] = value
         log.info("created secret %s", secret.name)

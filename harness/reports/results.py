@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness import redact
+
 __all__ = [
     "RUNG_TIERS",
     "SCHEMA_VERSION",
@@ -100,10 +102,11 @@ def rungs_of(
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` to ``path`` atomically: readers see the old file or the new one."""
+    """Write ``data`` to ``path`` atomically (readers see the old file or the new one),
+    every string in it redacted."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as out:
-        json.dump(data, out, indent=2, default=str)
+        json.dump(redact.scrub(data), out, indent=2)
         out.write("\n")
     os.replace(tmp, path)
 

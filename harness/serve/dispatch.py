@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.ci.api import RUNNING, Api, CannotWatch
 from harness.ci.watch import follow
+from harness.redact import redact
 from harness.serve.runner import Outcome, Runner, outcome_of, reporter
 
 __all__ = ["Dispatcher", "job_variables", "service_id"]
@@ -92,7 +93,7 @@ class Dispatcher:
 
         def show(line: str) -> None:
             with output.open("a") as out:
-                out.write(f"{line}\n")
+                out.write(f"{redact(line)}\n")
             report()
 
         try:

@@ -1,6 +1,7 @@
 """The Gitea/Forgejo REST API (``/api/v1``) as the service uses it, and nothing more.
 
-Every call carries ``Authorization: token …``; the token is never part of a message.
+Every call carries ``Authorization: token …``; the token is never part of a message, and
+every text posted (a comment, a status's description) is redacted first.
 Reads and idempotent writes (a status, a comment edit) are retried on a lost connection
 or a 5xx answer; creating a comment is not (a retry could post it twice).
 """
@@ -15,6 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from harness.errors import InfraError
+from harness.redact import redact
 
 __all__ = ["WRITERS", "Forge", "ForgeError"]
 
@@ -105,12 +107,17 @@ class Forge:
     def comment(self, repo: str, index: int, body: str) -> int:
         """A new comment on the PR; its id."""
         answer = self._call(
-            "POST", f"/repos/{repo}/issues/{index}/comments", json={"body": body}, retry=False
+            "POST",
+            f"/repos/{repo}/issues/{index}/comments",
+            json={"body": redact(body)},
+            retry=False,
         )
         return int(answer.json()["id"])
 
     def edit_comment(self, repo: str, comment_id: int, body: str) -> None:
-        self._call("PATCH", f"/repos/{repo}/issues/comments/{comment_id}", json={"body": body})
+        self._call(
+            "PATCH", f"/repos/{repo}/issues/comments/{comment_id}", json={"body": redact(body)}
+        )
 
     def status(
         self, repo: str, sha: str, state: str, description: str, target_url: str, context: str
@@ -121,7 +128,7 @@ class Forge:
             f"/repos/{repo}/statuses/{sha}",
             json={
                 "state": state,
-                "description": description[:140],
+                "description": redact(description)[:140],
                 "target_url": target_url,
                 "context": context,
             },

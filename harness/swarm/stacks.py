@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import redact
 from harness.errors import DeployError, EngineError, ProbeError
 from harness.swarm import cli
 from harness.swarm.engine import client, translated
@@ -104,9 +105,10 @@ class Stack:
         return raw.decode(errors="replace")
 
     def evidence(self, short: str, tail: int = 10) -> str:
-        """Log lines as evidence for a failure: never the failure itself."""
+        """Log lines as evidence for a failure (never the failure itself), redacted: an app
+        may well log its own secrets."""
         try:
-            text = self.logs(short, tail).strip()
+            text = redact.redact(self.logs(short, tail).strip())
         except EngineError as exc:
             return f"(logs unavailable: {exc})"
         return text or "(no log output)"
