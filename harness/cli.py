@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import CcciError
+from harness.redact import install_log_filter, redact
 from harness.settings import OPTIONS
 
 RECIPES_DIR = Path("recipes")
@@ -436,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--deadline", type=float, default=3600.0, metavar="SECONDS", help="default: 3600"
     )
     args = parser.parse_args(argv)
+    install_log_filter()  # serve, watch, job log too: no secret value in any line
     try:
         if args.command == "run":
             return _run(args, passthrough)
@@ -451,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         return handlers[args.command](args)
     except CcciError as exc:
-        print(f"cc-ci: error: {exc}", file=sys.stderr)
+        print(f"cc-ci: error: {redact(str(exc))}", file=sys.stderr)
         return 1
 
 

@@ -175,7 +175,7 @@ class App:
         self.deploy_file = run.dir / f"deploy-{self.name}-{self.deploys}.yml"
         self.deploy_file.write_text(deploy.render_deploy_file(config))
         with run.tracer.span("secrets", app=self.name):
-            deploy.create_secrets(plan, run.id)
+            deploy.create_secrets(plan, run.id, run.name)
         with run.tracer.span("pull", app=self.name, policy=run.pull):
             seconds = run.deadline.bound(run.deadline.seconds)  # pulls too end with the run
             ensure_images(plan.images, run.pull, catalogue.CACHE_DIR / "pulls", seconds=seconds)

@@ -67,14 +67,17 @@ def secret_value(secret: SecretPlan, recipe: str, environ: Mapping[str, str] = o
     return "".join(random.choice(alphabet) for _ in range(secret.length))
 
 
-def create_secrets(plan: Plan, run_id: str) -> dict[str, str]:
-    """Create the plan's secrets that do not exist yet; return ``{key: value}`` of new ones."""
+def create_secrets(plan: Plan, run_id: str, recipe: str) -> dict[str, str]:
+    """Create the plan's secrets that do not exist yet; return ``{key: value}`` of new ones.
+    ``recipe`` names the recipe as the operator does (its recipe dir, the repo a job is
+    for), never as the recipe under test calls itself: a pull request that writes
+    ``TYPE=kinto`` in its .env.sample gets no ``CCCI_SECRET_KINTO_*``."""
     existing = {r.name for r in labelled(f"{RUN_LABEL}={run_id}", ("secret",))}
     created = {}
     for secret in plan.secrets:
         if secret.name in existing:
             continue
-        value = secret_value(secret, plan.recipe)
+        value = secret_value(secret, recipe)
         if not redact.register(value):
             log.warning(
                 "secret %s is shorter than %d characters: not masked in cc-ci's output",

@@ -24,7 +24,7 @@ import pytest
 from harness.recipe.catalogue import DEFAULT_CATALOGUE
 from harness.redact import MASK
 from harness.serve.runner import Runner
-from tests.conftest import Workspace
+from tests.conftest import WEB_APP, Workspace
 
 pytestmark = pytest.mark.e2e
 
@@ -192,3 +192,28 @@ def test_secrets_a_crash_looping_app_prints_appear_nowhere(
     assert (out / "api_key").read_text() == given  # the scoped variable, no other
     (results,) = (p for p in runs_dir.rglob("results.json") if "site" not in p.parts)
     assert json.loads(results.read_text())["tiers"]["install"]["status"] == "fail"
+
+
+def test_a_recipe_that_calls_itself_another_gets_none_of_its_secrets(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compose = WEB_APP.replace(
+        "    networks: [proxy]\n", "    networks: [proxy]\n    secrets: [api_key]\n"
+    ) + (
+        "secrets:\n  api_key:\n    external: true\n"
+        "    name: ${STACK_NAME}_api_key_${SECRET_API_KEY_VERSION}\n"
+    )
+    workspace.recipe("claimer", [("1.0.0+1", compose)])
+    repo = workspace.catalogue / "claimer"
+    (repo / ".env.sample").write_text(
+        "TYPE=kinto\nDOMAIN=claimer.example.com\nSECRET_API_KEY_VERSION=v1 # generate=false\n"
+    )
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "commit", "-q", "-am", "calls itself kinto"], check=True)
+    canary = f"kintos-own-{uuid.uuid4().hex}"
+    monkeypatch.setenv("CCCI_SECRET_KINTO_API_KEY", canary)  # the operator's, for kinto
+    session = workspace.pytest("recipes/claimer", "--tiers", "install")
+    assert session.tier_outcomes == {"recipes/claimer::install": "FAILED"}, session.output
+    assert "give its value as CCCI_SECRET_CLAIMER_API_KEY" in session.output
+    assert _leaks({canary}, session.output, workspace.runs_dir) == set()
+    session.assert_nothing_left()
