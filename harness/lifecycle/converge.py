@@ -29,8 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.deadline import Deadline
 from harness.errors import CcciError, ConvergeError, PlatformError
-from harness.lifecycle.waits import Deadline, Wait, wait_for
+from harness.lifecycle.waits import Wait, wait_for
 from harness.reports import progress
 from harness.swarm import Service, Stack, Wakeup, ready_nodes, timestamp
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from harness.deadline import Deadline
 from harness.errors import CcciError, ConvergeError
-from harness.lifecycle.waits import Deadline
 from harness.swarm import disk_use
 
 __all__ = ["INTERVAL", "DiskWatch"]

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.deadline import Deadline
 from harness.errors import CcciError
 from harness.lifecycle import deps, janitor, teardown
 from harness.lifecycle.app import App
@@ -24,7 +25,6 @@ from harness.lifecycle.backup import Archive, Selection
 from harness.lifecycle.diskwatch import DiskWatch
 from harness.lifecycle.hooks import DEPS_FILE_ENV, call_named
 from harness.lifecycle.platform import RUN_LABEL, Platform, detect, disk_bound
-from harness.lifecycle.waits import Deadline
 from harness.recipe import catalogue, manifest
 from harness.recipe.catalogue import Checkout
 from harness.recipe.customization import Customization

@@ -1,4 +1,4 @@
-"""Waiting, one way: small strategy objects on one retry/deadline mechanism.
+"""Waiting, one way: small strategy objects on the one poll of ``harness.deadline``.
 
 A ``Wait`` says how to look (``check``: done or not, and the state in words; it raises
 to fail at once, as a crash loop does) and what it means to run out of time
@@ -20,39 +20,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from harness.deadline import Deadline, poll
 from harness.errors import CcciError, ConvergeError, PlatformError, ProbeError
 from harness.swarm import ping
 
-__all__ = ["Deadline", "EngineAnswers", "HookProbe", "HttpHealth", "Wait", "wait_for"]
-
-
-class Deadline:
-    """What is left of the run's time; every wait of the run is cut to it. A run can
-    also be stopped before its time (``stop``): every wait then ends with that error."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._ends = time.monotonic() + seconds
-        self.stopped: CcciError | None = None
-
-    def left(self) -> float:
-        return 0.0 if self.stopped is not None else self._ends - time.monotonic()
-
-    def stop(self, why: CcciError) -> None:
-        """End the run now (from any thread): every wait raises ``why``."""
-        self.stopped = why
-
-    def check(self) -> None:
-        """Raise why the run was stopped, if it was."""
-        if self.stopped is not None:
-            raise type(self.stopped)(str(self.stopped))
-
-    def bound(self, window: float) -> float:
-        self.check()
-        left = self.left()
-        if left <= 0:
-            raise ConvergeError(f"the run passed its deadline of {self.seconds:.0f}s")
-        return min(window, left)
+__all__ = ["EngineAnswers", "HookProbe", "HttpHealth", "Wait", "wait_for"]
 
 
 class Wait:
@@ -76,19 +48,18 @@ def wait_for(
 ) -> str:
     """Check until ``wait`` is done (its state) or ``window`` seconds passed (raise)."""
     window = deadline.bound(window) if deadline is not None else window
-    ends = time.monotonic() + window
-    delay = first
-    while True:
-        done, state = wait.check()
-        if done:
-            return state
-        if deadline is not None:
-            deadline.check()
-        left = ends - time.monotonic()
-        if left <= 0:
-            raise wait.timed_out(window, state)
-        wake(min(delay, left))
-        delay = min(delay * 2, most)
+    within = Deadline(window)
+    done, state = poll(lambda: _checked(wait, deadline), within, first=first, most=most, wake=wake)
+    if not done:
+        raise wait.timed_out(window, state)
+    return state
+
+
+def _checked(wait: Wait, deadline: Deadline | None) -> tuple[bool, str]:
+    """One check of ``wait``, the run's stop obeyed first."""
+    if deadline is not None:
+        deadline.check()
+    return wait.check()
 
 
 class HttpHealth(Wait):
