@@ -24,7 +24,6 @@ import os
 import re
 import secrets
 import socket
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import MetaError, PlatformError
+from harness.files import read_or_make
 from harness.recipe.catalogue import CACHE_DIR
 from harness.recipe.plan import Plan
 
@@ -58,24 +58,9 @@ HOST_LABEL = "cc-ci.host"  # which cc-ci host's leases say whether the run lives
 def host_id() -> str:
     """This host's id: made once, kept beside the leases (whoever sees this id sees the
     leases of its runs; a janitor elsewhere sees neither, and leaves those runs alone)."""
-    return read_or_make_host_id(CACHE_DIR / "host-id")
-
-
-def read_or_make_host_id(path: Path) -> str:
-    """The id at ``path``, made there first when there is none. Sessions (xdist workers)
-    starting together must agree on it: each writes a whole id aside, and only the first
-    link to ``path`` wins, so nobody reads a half-written or overwritten one."""
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        made = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-        made.write_text(f"{socket.gethostname()[:24]}-{secrets.token_hex(4)}\n")
-        try:
-            os.link(made, path)
-        except FileExistsError:
-            pass  # another session's id came first: it is the host's
-        finally:
-            made.unlink()
-    return path.read_text().strip()
+    return read_or_make(
+        CACHE_DIR / "host-id", lambda: f"{socket.gethostname()[:24]}-{secrets.token_hex(4)}"
+    )
 
 
 def run_labels(run_id: str) -> dict[str, str]:

@@ -12,8 +12,6 @@ a valid file: a tier that started and did not finish reads ``unver`` ("interrupt
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import redact
+from harness.files import write_atomic
 
 __all__ = [
     "RUNG_TIERS",
@@ -104,11 +103,7 @@ def rungs_of(
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` to ``path`` atomically (readers see the old file or the new one),
     every string in it redacted."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as out:
-        json.dump(redact.scrub(data), out, indent=2)
-        out.write("\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(redact.scrub(data), indent=2) + "\n")
 
 
 def _stops(result: TierResult) -> bool:

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +27,7 @@ from typing import Any
 import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from harness.files import write_atomic
 from harness.recipe.manifest import redact
 from harness.reports.results import RUNGS
 
@@ -59,16 +58,6 @@ def _environment() -> Environment:
     )
     env.globals["symbol"] = lambda status: _SYMBOL.get(status, "")
     return env
-
-
-def _write(path: Path, text: str | bytes) -> None:
-    """Write ``path`` whole or not at all (aside, then renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as out:
-        out.write(text.encode() if isinstance(text, str) else text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def _seconds(seconds: float | None) -> str:
@@ -268,7 +257,7 @@ def _run_page(env: Environment, run: _Run, out: Path) -> None:
     files = []
     for name in PUBLIC_FILES:
         if (run.dir / name).is_file():
-            _write(out / name, (run.dir / name).read_bytes())
+            write_atomic(out / name, (run.dir / name).read_bytes())
             files.append(name)
     for deploy_file in sorted(run.dir.glob("deploy-*.yml")):
         # The public copy: env values with secret-shaped names (a client secret an app got
@@ -277,7 +266,7 @@ def _run_page(env: Environment, run: _Run, out: Path) -> None:
             shown = yaml.safe_dump(redact(yaml.safe_load(deploy_file.read_text())), sort_keys=False)
         except (OSError, yaml.YAMLError):
             continue
-        _write(out / deploy_file.name, shown)
+        write_atomic(out / deploy_file.name, shown)
         files.append(deploy_file.name)
     view = run.view() | {
         "screenshot": "screenshot.png" in files,
@@ -288,7 +277,7 @@ def _run_page(env: Environment, run: _Run, out: Path) -> None:
     html = env.get_template("run.html.j2").render(
         run=view, rungs=RUNGS, root="../../", gantt=_gantt(run.dir / "trace.json")
     )
-    _write(out / "index.html", html)
+    write_atomic(out / "index.html", html)
 
 
 def _fresh(run: _Run, page: Path) -> bool:
@@ -322,9 +311,9 @@ def build(runs_dir: Path, out_dir: Path) -> Built:
     recipes = []
     for recipe, history in sorted(by_recipe.items()):
         latest = history[-1]
-        _write(out_dir / "badges" / f"{recipe}.svg", badge(int(latest.doc.get("level", 0))))
+        write_atomic(out_dir / "badges" / f"{recipe}.svg", badge(int(latest.doc.get("level", 0))))
         views = [r.view() for r in reversed(history)]
-        _write(
+        write_atomic(
             out_dir / "recipes" / f"{recipe}.html",
             env.get_template("recipe.html.j2").render(
                 recipe=recipe,
@@ -336,8 +325,8 @@ def build(runs_dir: Path, out_dir: Path) -> Built:
             ),
         )
         recipes.append({"recipe": recipe, "latest": views[0]})
-    _write(stamp, f"{SITE_FORMAT}\n")
-    _write(
+    write_atomic(stamp, f"{SITE_FORMAT}\n")
+    write_atomic(
         out_dir / "index.html",
         env.get_template("index.html.j2").render(
             recipes=recipes, rungs=RUNGS, run_count=len(runs), root="", badge_width=BADGE_WIDTH

@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.ci.api import RUNNING, Api, CannotWatch
 from harness.ci.watch import follow
+from harness.files import read_or_make, write_atomic
 from harness.redact import redact
 from harness.serve.runner import Outcome, Runner, outcome_of, reporter
 
@@ -30,11 +31,7 @@ _QUEUE = 1800.0  # seconds a pipeline may wait for a free agent, on top of the r
 
 def service_id(state_dir: Path) -> str:
     """This service's id (made once, kept in its state dir): the first half of markers."""
-    path = state_dir / "service-id"
-    if not path.is_file():
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(8) + "\n")
-    return path.read_text().strip()
+    return read_or_make(state_dir / "service-id", lambda: secrets.token_hex(8))
 
 
 def job_variables(
@@ -134,7 +131,7 @@ class Dispatcher:
                 show("the trigger's answer was lost; looking for the pipeline by its marker")
                 number = self._find(handle, variables["CCCI_JOB"], deadline, _FIND)
         if number is not None:
-            saved.write_text(f"{number}\n")
+            write_atomic(saved, f"{number}\n")
             show(f"pipeline #{number} of job {job_id}")
         return number
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import secrets
 import threading
 from pathlib import Path
 
@@ -306,7 +307,7 @@ def test_sessions_starting_together_agree_on_one_host_id(tmp_path: Path) -> None
     """The id is made on first use, maybe by several xdist workers at once: they must all
     label with the same one, or this host's janitor would take their runs for another
     host's and never sweep them."""
-    from harness.lifecycle.platform import read_or_make_host_id
+    from harness.files import read_or_make
 
     path = tmp_path / "host-id"
     start = threading.Barrier(8)
@@ -314,7 +315,7 @@ def test_sessions_starting_together_agree_on_one_host_id(tmp_path: Path) -> None
 
     def one() -> None:
         start.wait()
-        found.append(read_or_make_host_id(path))
+        found.append(read_or_make(path, lambda: secrets.token_hex(4)))
 
     for _ in range(20):
         path.unlink(missing_ok=True)
