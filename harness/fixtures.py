@@ -70,6 +70,9 @@ def op_state() -> Any:
 
 @pytest.fixture
 def page(app: Any) -> Iterator[Any]:
+    """A fresh context and page of the shared chromium, on the app's page; it reaches
+    only the app's origin and its DEPS' (what else the page asks for is blocked and
+    listed in the run dir's browser-blocked.txt)."""
     from harness.lifecycle.browser import app_context
 
     context = app_context(app)

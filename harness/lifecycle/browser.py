@@ -174,23 +174,27 @@ class Origin(NamedTuple):
         return scheme == self.scheme and same_host and port == self.port
 
 
-def _origin(url: str, local_host: str) -> Origin:
-    """The origin of ``url`` as the browser sees it: an address on the local platform's
-    loopback is reached by ``local_host`` (the app's domain) at the same port."""
+def _origins(url: str, local_host: str) -> list[Origin]:
+    """The origins of the server at ``url`` as the browser sees it: on the local
+    platform's loopback, ``local_host`` (the app's domain) and the address itself (what
+    ``ctx.base_url`` gives a custom test), at the same port."""
     parts = urlsplit(url)
     scheme = parts.scheme
     port = parts.port or (443 if scheme == "https" else 80)
-    host = local_host if parts.hostname == "127.0.0.1" else str(parts.hostname)
-    return Origin(scheme, host, port)
+    if parts.hostname == "127.0.0.1":
+        return [Origin(scheme, local_host, port), Origin(scheme, "127.0.0.1", port)]
+    return [Origin(scheme, str(parts.hostname), port)]
 
 
 def allowed_origins(ctx: Any) -> list[Origin]:
-    """The app's origin and its DEPS': on the local platform a dependency's entry names
+    """The app's origins and its DEPS': on the local platform a dependency's entry names
     its loopback port, not its domain, so any ``*.<platform domain>`` name at that port."""
-    own = _origin(ctx.base_url, ctx.domain)
+    found = _origins(ctx.base_url, ctx.domain)
     suffix = "*." + ctx.domain.split(".", 1)[-1]
-    deps = [_origin(str(entry["url"]), suffix) for entry in ctx.deps.values() if "url" in entry]
-    return [own, *deps]
+    for entry in ctx.deps.values():
+        if "url" in entry:
+            found += _origins(str(entry["url"]), suffix)
+    return found
 
 
 def _admitted(url: str, origins: list[Origin]) -> bool:

@@ -350,7 +350,7 @@ def test_a_deps_origin_is_reached_and_nothing_else(tmp_path: Path, canary: Canar
         page.goto("/page")
         assert page.evaluate(fetch, dep_url) == "ok"
         assert page.evaluate(fetch, f"{canary.url}/from-app") == "blocked"
-        assert page.evaluate(fetch, f"http://127.0.0.1:{dep.server_address[1]}/x") == "blocked"
+        assert page.evaluate(fetch, f"http://localhost:{dep.server_address[1]}/x") == "blocked"
     finally:
         context.close()
         for server in (app, dep):
@@ -360,5 +360,5 @@ def test_a_deps_origin_is_reached_and_nothing_else(tmp_path: Path, canary: Canar
     assert canary.requests == []
     assert (tmp_path / browser.BLOCKED_FILE).read_text().splitlines() == [
         f"{canary.url}/from-app",
-        f"http://127.0.0.1:{dep.server_address[1]}/x",
+        f"http://localhost:{dep.server_address[1]}/x",
     ]

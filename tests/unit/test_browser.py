@@ -26,7 +26,9 @@ REMOTE = SimpleNamespace(
 def test_the_origins_are_the_app_s_and_its_deps_as_the_browser_sees_them() -> None:
     assert allowed_origins(LOCAL) == [
         Origin("http", "app-x1.localhost", 31000),
+        Origin("http", "127.0.0.1", 31000),
         Origin("http", "*.localhost", 32000),
+        Origin("http", "127.0.0.1", 32000),
     ]
     assert allowed_origins(REMOTE) == [
         Origin("https", "app-x1.ci.example.org", 443),
@@ -44,7 +46,8 @@ def test_the_origins_are_the_app_s_and_its_deps_as_the_browser_sees_them() -> No
         ("blob:http://app-x1.localhost:31000/1f0e", True),
         ("about:blank", True),
         ("http://app-x1.localhost:31001/", False),  # another loopback port
-        ("http://127.0.0.1:31000/", False),
+        ("http://127.0.0.1:31000/", True),  # its base_url, as a custom test has it
+        ("http://localhost:31000/", False),
         ("http://127.0.0.1:5432/", False),
         ("https://app-x1.localhost:31000/", False),
         ("http://other.localhost:31000/", False),
