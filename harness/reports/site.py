@@ -34,7 +34,14 @@ from harness.reports.results import RUNGS
 __all__ = ["PUBLIC_FILES", "Built", "badge", "build"]
 
 # What of a run dir is public (copied into the site): never its checkouts or op_state.
-PUBLIC_FILES = ("results.json", "trace.json", "harness.log", "screenshot.png", "card.png")
+PUBLIC_FILES = (
+    "results.json",
+    "trace.json",
+    "harness.log",
+    "screenshot.png",
+    "card.png",
+    "browser-blocked.txt",  # what the browser was kept from (paths only, no query)
+)
 _SYMBOL = {"pass": "✓", "fail": "✗", "skip": "-", "unver": "?", "running": "…"}
 _COLOUR = {0: "#9b0c0c", 1: "#a34a00", 2: "#6b5d00", 3: "#35620b", 4: "#1e6b2f", 5: "#0b5d27"}
 BADGE_WIDTH = 88
