@@ -15,7 +15,7 @@ be worth it (``register`` says so, for the caller to warn).
 Where it is applied: ``LogFilter`` (every log record, as it is made: harness.log, the
 records of trace.json, pytest's captured and live logs), ``Stack.evidence`` (the service
 log lines a failure quotes), the plugin's report and warning hooks (the terminal, junit
-XML), ``write_json`` (results.json, trace.json, op_state.json), the forge client (comments,
+XML), the writers of results.json and trace.json, the forge client (comments,
 statuses) and the dispatcher's ``output.log``.
 """
 

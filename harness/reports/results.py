@@ -101,9 +101,11 @@ def rungs_of(
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` to ``path`` atomically (readers see the old file or the new one),
-    every string in it redacted."""
-    write_atomic(path, json.dumps(redact.scrub(data), indent=2) + "\n")
+    """Write ``data`` to ``path`` atomically (readers see the old file or the new one).
+    What cc-ci publishes is redacted by its writer (``Results.save``, the trace), not here:
+    a data file the harness reads back (a dependency's entries, op_state) must keep its
+    values."""
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def _stops(result: TierResult) -> bool:
@@ -207,7 +209,7 @@ class Results:
         }
 
     def save(self) -> None:
-        write_json(self.path, self.document())
+        write_json(self.path, redact.scrub(self.document()))
 
 
 def load(run_dir: Path) -> dict[str, Any]:

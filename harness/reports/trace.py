@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness import redact
 from harness.reports import progress
 from harness.reports.results import write_json
 
@@ -78,4 +79,4 @@ class Tracer(logging.Handler):
         self.save()
 
     def save(self) -> None:
-        write_json(self.path, self.root.as_dict())
+        write_json(self.path, redact.scrub(self.root.as_dict()))

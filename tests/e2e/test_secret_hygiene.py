@@ -180,6 +180,7 @@ def test_secrets_a_crash_looping_app_prints_appear_nowhere(
             "main",
             ("install",),
             None,
+            True,  # a repo the operator lists: its CCCI_SECRET_* values reach the run
             lambda doc: None,
             lambda: False,
         )

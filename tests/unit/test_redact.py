@@ -12,7 +12,8 @@ import pytest
 
 from harness import plugin, redact
 from harness.redact import MASK, MIN_LENGTH
-from harness.reports.results import write_json
+from harness.reports.results import Results, write_json
+from harness.reports.trace import Tracer
 from harness.serve.forge import Forge
 from tests.fake_gitea import TOKEN, FakeGitea
 
@@ -54,10 +55,22 @@ def test_a_value_containing_another_is_masked_whole() -> None:
 
 def test_results_and_traces_are_written_redacted(tmp_path: Path) -> None:
     redact.register("written-secret-1")
-    path = tmp_path / "results.json"
-    write_json(path, {"reason": "boom written-secret-1", "written-secret-1": [Path("/x")]})
-    assert "written-secret-1" not in path.read_text()
-    assert json.loads(path.read_text()) == {"reason": f"boom {MASK}", MASK: ["/x"]}
+    results = Results(path=tmp_path / "results.json", recipe="r", run_id="x")
+    results.customization = {"reason": "boom written-secret-1", "written-secret-1": ["/x"]}
+    results.save()
+    tracer = Tracer(tmp_path / "trace.json", "run r written-secret-1", run_id="x")
+    tracer.close_run("finished")
+    for name in ("results.json", "trace.json"):
+        assert "written-secret-1" not in (tmp_path / name).read_text(), name
+    saved = json.loads((tmp_path / "results.json").read_text())["customization"]
+    assert saved == {"reason": f"boom {MASK}", MASK: ["/x"]}
+
+
+def test_a_data_file_the_harness_reads_back_keeps_its_values(tmp_path: Path) -> None:
+    redact.register("a-dependencys-client-secret")  # generated for the provider
+    write_json(tmp_path / "deps.json", {"client_secret": "a-dependencys-client-secret"})
+    read = json.loads((tmp_path / "deps.json").read_text())
+    assert read == {"client_secret": "a-dependencys-client-secret"}  # the dependant needs it
 
 
 def test_every_log_record_is_masked_as_it_is_made(caplog: pytest.LogCaptureFixture) -> None:
