@@ -69,11 +69,15 @@ def _names_recipes(config: pytest.Config) -> bool:
 def pytest_report_header(config: pytest.Config) -> str | None:
     if not _names_recipes(config):
         return None
-    import os
+    from harness.errors import CcciError
+    from harness.swarm.engine import LOCAL, where
 
-    host = os.environ.get("DOCKER_HOST")
+    try:  # the engine the SDK will use: DOCKER_HOST, else the Docker context in effect
+        host = where()
+    except CcciError as exc:
+        host = f"(unreadable: {exc})"
     return (
-        f"cc-ci platform: {'remote swarm at ' + host if host else 'local'}; "
+        f"cc-ci platform: {'local' if host == LOCAL else 'remote swarm at ' + host}; "
         f"catalogue: {settings.of(config).catalogue}"
     )
 

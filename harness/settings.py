@@ -32,7 +32,8 @@ OPTIONS = {
     "upgrade-from": "the release tag the upgrade tier starts from (default: the recipe dir's"
     " UPGRADE_FROM, else the release before the candidate)",
     "pull": "when images are pulled: missing (default), always (but images built here), never",
-    "runs-dir": "where run dirs are written (default: runs/ under the rootdir)",
+    "runs-dir": "where run dirs are written (default: runs/ beside the ini file, else in"
+    " the working directory)",
     "run-deadline": "seconds a recipe's run may take, every wait included (default: 3600)",
     "janitor-age": "seconds after which resources of dead runs are swept (default: 60)",
 }
@@ -104,12 +105,20 @@ def resolve(config: pytest.Config) -> Settings:
         catalogue=catalogue or _default_catalogue(),
         ref=ref,
         tiers=tiers,
-        runs_dir=Path(runs_dir) if runs_dir else config.rootpath / "runs",
+        runs_dir=Path(runs_dir) if runs_dir else _default_runs_dir(config),
         upgrade_from=upgrade_from,
         pull=pull or "missing",
         run_deadline=_seconds(config, "run-deadline", 3600.0),
         janitor_age=_seconds(config, "janitor-age", 60.0),
     )
+
+
+def _default_runs_dir(config: pytest.Config) -> Path:
+    """``runs/`` beside the ini file pytest read, else in the working directory — never
+    under pytest's guessed rootdir, which counts option values (``--catalogue ~/cat``) as
+    paths and can land in their common ancestor."""
+    base = config.inipath.parent if config.inipath else config.invocation_params.dir
+    return Path(base) / "runs"
 
 
 def _seconds(config: pytest.Config, name: str, default: float) -> float:
