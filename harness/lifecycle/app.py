@@ -28,6 +28,7 @@ from harness.recipe import catalogue, policy
 from harness.recipe.appenv import app_env, identity
 from harness.recipe.catalogue import Checkout
 from harness.recipe.plan import Plan, make_plan
+from harness.reports import progress
 from harness.swarm import Stack, ensure_images
 
 if TYPE_CHECKING:
@@ -178,7 +179,8 @@ class App:
             deploy.create_secrets(plan, run.id, run.name)
         with run.tracer.span("pull", app=self.name, policy=run.pull):
             seconds = run.deadline.bound(run.deadline.seconds)  # pulls too end with the run
-            ensure_images(plan.images, run.pull, catalogue.CACHE_DIR / "pulls", seconds=seconds)
+            pulls = catalogue.CACHE_DIR / "pulls"
+            ensure_images(plan.images, run.pull, pulls, seconds=seconds, say=progress.step)
 
     def launch(self, op: str, *, upgrade: bool = False) -> None:
         """``docker stack deploy`` of what ``prepare`` wrote; then ``pre_install`` (or

@@ -8,7 +8,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +18,6 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from harness.errors import DeployError, EngineError, last_line
-from harness.reports import progress
 from harness.swarm.engine import client, timestamp, translated
 
 __all__ = [
@@ -125,22 +124,29 @@ PULL_POLICIES = ("missing", "always", "never")
 _TRANSIENT = re.compile(r"\b(50[234]|timeout|timed out|connection reset|EOF)\b", re.IGNORECASE)
 
 
-def ensure_images(images: Mapping[str, str], policy: str, locks: Path, *, seconds: float) -> None:
+def ensure_images(
+    images: Mapping[str, str],
+    policy: str,
+    locks: Path,
+    *,
+    seconds: float,
+    say: Callable[[str], None] = lambda _: None,
+) -> None:
     """Every image (service -> image) present as ``policy`` says — ``missing``: pulled if
     absent; ``always``: pulled again, but for images built here (no registry digest),
     used as they are; ``never``: only what is here — pulled side by side, each image once
     across concurrent runs (a lock per image in ``locks``), all within ``seconds`` (the
-    run's deadline). The first failure is raised."""
+    run's deadline), each pull's progress told to ``say``. The first failure is raised."""
     ends = time.monotonic() + seconds
     first = {image: service for service, image in reversed(list(images.items()))}
     todo = [(i, s) for i, s in first.items() if not _usable(_local(i), policy)]
     if len(todo) <= 1:  # the usual case: everything is here, checked in this thread
         for image, service in todo:
-            _obtain(image, service, policy, locks, ends)
+            _obtain(image, service, policy, locks, ends, say)
         return
     pool = ThreadPoolExecutor(max_workers=4)
     try:
-        for future in [pool.submit(_obtain, i, s, policy, locks, ends) for i, s in todo]:
+        for future in [pool.submit(_obtain, i, s, policy, locks, ends, say) for i, s in todo]:
             future.result()
     finally:  # on a failure or Ctrl-C: pulls not started never start, none is waited for
         pool.shutdown(wait=False, cancel_futures=True)
@@ -162,7 +168,9 @@ def _local(image: str) -> Any:
             return None
 
 
-def _obtain(image: str, service: str, policy: str, locks: Path, ends: float) -> None:
+def _obtain(
+    image: str, service: str, policy: str, locks: Path, ends: float, say: Callable[[str], None]
+) -> None:
     """Pull an image that is not usable as it is here (``ensure_images`` checked), by the
     monotonic time ``ends``."""
     if policy == "never":
@@ -185,7 +193,7 @@ def _obtain(image: str, service: str, policy: str, locks: Path, ends: float) -> 
             return  # another run pulled it meanwhile
         for attempt in (1, 2):
             try:
-                _pull(image, ends)
+                _pull(image, ends, say)
                 return
             except EngineError as exc:
                 if attempt == 2 or not _TRANSIENT.search(str(exc)):
@@ -200,8 +208,8 @@ def _obtain(image: str, service: str, policy: str, locks: Path, ends: float) -> 
         lock.release()
 
 
-def _pull(image: str, ends: float) -> None:
-    """Pull ``image`` by the monotonic time ``ends``, its progress said as steps."""
+def _pull(image: str, ends: float, say: Callable[[str], None]) -> None:
+    """Pull ``image`` by the monotonic time ``ends``, its progress told to ``say``."""
     name, tag = _reference(image)
     with translated(f"pulling {image}", refused=DeployError):
         for event in client().api.pull(name, tag, stream=True, decode=True):
@@ -210,7 +218,7 @@ def _pull(image: str, ends: float) -> None:
             if "error" in event:
                 raise EngineError(str(event["error"]))
             said = " ".join(str(event.get(k, "")) for k in ("id", "status", "progress"))
-            progress.step(f"pulling {image}: {said.strip()}"[:120])
+            say(f"pulling {image}: {said.strip()}"[:120])
 
 
 def _reference(image: str) -> tuple[str, str | None]:
