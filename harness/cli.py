@@ -24,11 +24,14 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import CcciError
 from harness.redact import install_log_filter, redact
 from harness.settings import OPTIONS
+
+if TYPE_CHECKING:
+    from harness.reports.results import Record
 
 RECIPES_DIR = Path("recipes")
 
@@ -121,9 +124,9 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     with scratch:
         code = int(pytest.main([*targets, *options, *pytest_args], plugins=[runs]))
     below = [
-        f"{doc['recipe']} reached level {doc['level']}, expected {doc['expected_level']}"
+        f"{doc.recipe} reached level {doc.level}, expected {doc.expected_level}"
         for _, doc in runs.found
-        if doc["level"] != doc["expected_level"]
+        if doc.level != doc.expected_level
     ]
     for line in below:
         print(f"cc-ci: {line}", file=sys.stderr)
@@ -140,7 +143,7 @@ class _Documents:
     """Takes the results of the session's runs as it ends (from the plugin's controller)."""
 
     def __init__(self) -> None:
-        self.found: list[tuple[Path, dict[str, Any]]] = []
+        self.found: list[tuple[Path, Record]] = []
 
     def pytest_unconfigure(self, config: Any) -> None:
         from harness.plugin import RUN_DIRS
@@ -165,7 +168,7 @@ def _lint(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from harness.reports.results import compare, load, previous_run
+    from harness.reports.results import compare, previous_run, read
 
     try:
         run_a, run_b = (
@@ -173,11 +176,11 @@ def _compare(args: argparse.Namespace) -> int:
             if args.run_b is None
             else (args.run_a, args.run_b)
         )
-        before, after = load(run_a), load(run_b)
+        before, after = read(run_a), read(run_b)
     except (OSError, ValueError) as exc:
         raise CcciError(f"cannot read results: {exc}") from exc
-    if before["recipe"] != after["recipe"]:
-        raise CcciError(f"runs of different recipes: {before['recipe']}, {after['recipe']}")
+    if before.recipe != after.recipe:
+        raise CcciError(f"runs of different recipes: {before.recipe}, {after.recipe}")
     print(compare(before, after, str(run_a), str(run_b)))
     return 0
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from harness import settings
+
+if TYPE_CHECKING:
+    from harness.reports.results import Record
 
 RUN_DIRS = pytest.StashKey["RunDirs"]()
 SWEPT = pytest.StashKey[dict[str, int]]()
@@ -31,13 +34,13 @@ class RunDirs:
             if name == "ccci_run_dir" and value not in self.dirs:
                 self.dirs.append(str(value))
 
-    def documents(self) -> list[tuple[Path, dict[str, Any]]]:
-        from harness.reports.results import load
+    def documents(self) -> list[tuple[Path, Record]]:
+        from harness.reports.results import read
 
         found = []
         for run_dir in self.dirs:
             try:
-                found.append((Path(run_dir), load(Path(run_dir))))
+                found.append((Path(run_dir), read(Path(run_dir))))
             except (OSError, ValueError):
                 continue
         return found

@@ -11,7 +11,7 @@ from pathlib import Path
 from playwright.sync_api import ViewportSize, sync_playwright
 
 from harness.lifecycle.browser import CHROMIUM, CHROMIUM_ARGS
-from harness.reports.results import RUNGS, load
+from harness.reports.results import RUNGS, read
 from harness.reports.site import _COLOUR, _environment, _Run
 
 __all__ = ["render"]
@@ -40,7 +40,7 @@ def render(run_dir: Path) -> Path:
 
 
 def _render(run_dir: Path) -> None:
-    run = _Run(run_dir.name, run_dir, load(run_dir))
+    run = _Run(run_dir.name, run_dir, read(run_dir))
     view = run.view()
     shot = run_dir / "screenshot.png"
     screenshot = (

@@ -25,12 +25,15 @@ from harness.files import write_atomic
 __all__ = [
     "RUNG_TIERS",
     "SCHEMA_VERSION",
+    "Record",
     "Results",
+    "Rung",
     "TierResult",
     "compare",
     "level",
     "load",
     "previous_run",
+    "read",
     "rungs_of",
     "summary_table",
     "write_json",
@@ -212,31 +215,118 @@ class Results:
         write_json(self.path, redact.scrub(self.document()))
 
 
+@dataclass(frozen=True)
+class Rung:
+    status: str  # pass | fail | skip | unver
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Record:
+    """A results.json as read back: what every consumer of a run's results reads (the
+    summary, ``cc-ci compare``, the dashboard, the PR comment), never raw keys. A file of
+    an older schema reads with the defaults of what it lacks; one of a newer schema, or
+    one that is not a run's results, is a ValueError naming why."""
+
+    recipe: str
+    run_id: str
+    schema_version: int
+    level: int
+    expected_level: int
+    rungs: Mapping[str, Rung]
+    tiers: Mapping[str, TierResult]
+    started: str | None = None
+    finished: str | None = None
+    expect_fail: str | None = None
+    warnings: tuple[str, ...] = ()
+    refs: Mapping[str, Any] = field(default_factory=dict)
+    platform: Mapping[str, Any] = field(default_factory=dict)
+    stamps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    lint: Mapping[str, Any] | None = None
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    customization: Mapping[str, Any] = field(default_factory=dict)
+    artifacts: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, doc: Any) -> Record:
+        if (
+            not isinstance(doc, dict)
+            or not doc.get("recipe")
+            or not isinstance(doc.get("rungs"), dict)
+        ):
+            raise ValueError("not a run's results (no recipe, or no rungs)")
+        version = int(doc.get("schema_version", 1))
+        if version > SCHEMA_VERSION:
+            raise ValueError(
+                f"results schema {version} is newer than this cc-ci reads ({SCHEMA_VERSION})"
+            )
+        rungs = {
+            rung: Rung(str(value.get("status", "unver")), str(value.get("reason", "")))
+            for rung, value in doc["rungs"].items()
+            if isinstance(value, dict)
+        }
+        fields = TierResult.__dataclass_fields__
+        tiers = {
+            name: TierResult(**{k: v for k, v in value.items() if k in fields})
+            for name, value in (doc.get("tiers") or {}).items()
+            if isinstance(value, dict) and "status" in value
+        }
+        return cls(
+            recipe=str(doc["recipe"]),
+            run_id=str(doc.get("run_id", "")),
+            schema_version=version,
+            level=int(doc.get("level", 0)),
+            expected_level=int(doc.get("expected_level", 0)),
+            rungs=rungs,
+            tiers=tiers,
+            started=doc.get("started"),
+            finished=doc.get("finished"),
+            expect_fail=doc.get("expect_fail"),
+            warnings=tuple(doc.get("warnings") or ()),
+            refs=doc.get("refs") or {},
+            platform=doc.get("platform") or {},
+            stamps=doc.get("stamps") or {},
+            lint=doc.get("lint"),
+            policy=doc.get("policy") or {"allowed": {}, "used": []},  # schema 1 had none
+            customization=doc.get("customization") or {},
+            artifacts=doc.get("artifacts") or {},
+        )
+
+    def rung(self, name: str) -> Rung:
+        """A rung's status and reason (``unver`` when the run never said)."""
+        return self.rungs.get(name, Rung("unver"))
+
+
 def load(run_dir: Path) -> dict[str, Any]:
-    """The results.json of a run dir (or the file itself)."""
+    """The results.json of a run dir (or the file itself), as it is."""
     path = run_dir if run_dir.name == "results.json" else run_dir / "results.json"
     data: dict[str, Any] = json.loads(path.read_text())
     return data
 
 
-def summary_table(documents: list[tuple[Path, dict[str, Any]]]) -> str:
+def read(run_dir: Path) -> Record:
+    """The results of a run dir (or the results.json itself), read as a ``Record``."""
+    return Record.of(load(run_dir))
+
+
+def summary_table(documents: list[tuple[Path, Record]]) -> str:
     """One row per run: level (expected), each rung; then tier durations, run dir and the
     run's warnings (coverage gaps, stale ``EXPECTED_NA``)."""
     head = f"{'recipe':14} {'level':8} " + " ".join(f"{r[:8]:8}" for r in RUNGS)
     rows = [head, "-" * len(head)]
     for run_dir, doc in documents:
-        mark = "" if doc["level"] == doc["expected_level"] else " !"
-        cells = " ".join(f"{doc['rungs'][r]['status']:8}" for r in RUNGS)
-        timings = ", ".join(f"{t} {v['duration']:.1f}s" for t, v in doc["tiers"].items())
-        rows.append(f"{doc['recipe']:14} {doc['level']}/{doc['expected_level']}{mark:4} {cells}")
+        mark = "" if doc.level == doc.expected_level else " !"
+        cells = " ".join(f"{doc.rung(r).status:8}" for r in RUNGS)
+        timings = ", ".join(f"{t} {v.duration:.1f}s" for t, v in doc.tiers.items())
+        rows.append(f"{doc.recipe:14} {doc.level}/{doc.expected_level}{mark:4} {cells}")
         rows.append(f"{'':14} {timings} — {run_dir}")
-        rows.extend(f"{'':14} warning: {w}" for w in doc["warnings"])
+        rows.extend(f"{'':14} warning: {w}" for w in doc.warnings)
     return "\n".join(rows)
 
 
 def previous_run(run_dir: Path) -> Path:
     """The run of the same recipe just before ``run_dir``, in the same runs dir."""
-    recipe = load(run_dir)["recipe"]
+    recipe = read(run_dir).recipe
     earlier = sorted(
         d
         for d in run_dir.parent.glob(f"{recipe}-*")
@@ -247,27 +337,26 @@ def previous_run(run_dir: Path) -> Path:
     return earlier[-1]
 
 
-def compare(before: dict[str, Any], after: dict[str, Any], name_a: str, name_b: str) -> str:
+def compare(before: Record, after: Record, name_a: str, name_b: str) -> str:
     """Level and per-tier timing changes from ``before`` to ``after``."""
-    lines = [f"{before['recipe']}: {name_a} -> {name_b}"]
-    change = after["level"] - before["level"]
+    lines = [f"{before.recipe}: {name_a} -> {name_b}"]
+    change = after.level - before.level
     lines.append(
-        f"level {before['level']} -> {after['level']}"
-        + (f" ({change:+d})" if change else " (same)")
+        f"level {before.level} -> {after.level}" + (f" ({change:+d})" if change else " (same)")
     )
     for rung in RUNGS:
-        a, b = before["rungs"][rung]["status"], after["rungs"][rung]["status"]
+        a, b = before.rung(rung).status, after.rung(rung).status
         if a != b:
             lines.append(f"  {rung}: {a} -> {b}")
-    for tier in dict.fromkeys([*before["tiers"], *after["tiers"]]):
-        a, b = before["tiers"].get(tier), after["tiers"].get(tier)
-        if a is None or b is None:
-            lines.append(f"  {tier}: {'only in ' + (name_b if a is None else name_a)}")
+    for tier in dict.fromkeys([*before.tiers, *after.tiers]):
+        was, now = before.tiers.get(tier), after.tiers.get(tier)
+        if was is None or now is None:
+            lines.append(f"  {tier}: {'only in ' + (name_b if was is None else name_a)}")
             continue
-        delta = b["duration"] - a["duration"]
-        ratio = f", {b['duration'] / a['duration']:.2f}x" if a["duration"] else ""
+        delta = now.duration - was.duration
+        ratio = f", {now.duration / was.duration:.2f}x" if was.duration else ""
         lines.append(
-            f"  {tier}: {a['duration']:.1f}s -> {b['duration']:.1f}s ({delta:+.1f}s{ratio})"
-            + (f", {a['status']} -> {b['status']}" if a["status"] != b["status"] else "")
+            f"  {tier}: {was.duration:.1f}s -> {now.duration:.1f}s ({delta:+.1f}s{ratio})"
+            + (f", {was.status} -> {now.status}" if was.status != now.status else "")
         )
     return "\n".join(lines)

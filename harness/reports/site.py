@@ -29,7 +29,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from harness.files import write_atomic
 from harness.recipe.manifest import redact
-from harness.reports.results import RUNGS
+from harness.reports.results import RUNGS, Record, read
 
 __all__ = ["PUBLIC_FILES", "Built", "badge", "build"]
 
@@ -84,27 +84,27 @@ def _when(text: str | None) -> datetime | None:
 class _Run:
     key: str  # the run dir's name: <recipe>-<stamp>-<run id>, unique
     dir: Path
-    doc: dict[str, Any]
+    doc: Record
 
     @property
     def recipe(self) -> str:
         """The recipe's name as a file name of the site (a name is not a path)."""
-        name = re.sub(r"[^A-Za-z0-9._+-]", "-", str(self.doc["recipe"]))[:100]
+        name = re.sub(r"[^A-Za-z0-9._+-]", "-", self.doc.recipe)[:100]
         return name.lstrip(".") or "-"
 
     @property
     def started(self) -> datetime | None:
-        return _when(self.doc.get("started"))
+        return _when(self.doc.started)
 
     @property
     def duration(self) -> float | None:
-        start, end = self.started, _when(self.doc.get("finished"))
+        start, end = self.started, _when(self.doc.finished)
         return (end - start).total_seconds() if start and end else None
 
     def view(self) -> dict[str, Any]:
-        doc, refs = self.doc, self.doc.get("refs") or {}
-        rungs = {r: doc["rungs"].get(r, {"status": "unver", "reason": ""}) for r in RUNGS}
-        if not doc.get("finished"):
+        doc = self.doc
+        rungs = {r: {"status": doc.rung(r).status, "reason": doc.rung(r).reason} for r in RUNGS}
+        if not doc.finished:
             rungs = {
                 r: {**v, "status": "running"} if v["status"] == "unver" else v
                 for r, v in rungs.items()
@@ -113,30 +113,30 @@ class _Run:
         return {
             "key": self.key,
             "recipe": self.recipe,
-            "run_id": doc.get("run_id", ""),
-            "level": doc.get("level", 0),
-            "expected_level": doc.get("expected_level", 0),
+            "run_id": doc.run_id,
+            "level": doc.level,
+            "expected_level": doc.expected_level,
             "rungs": rungs,
-            "ref": refs.get("candidate") or "default branch",
-            "sha": refs.get("candidate_sha") or "",
+            "ref": doc.refs.get("candidate") or "default branch",
+            "sha": doc.refs.get("candidate_sha") or "",
             "date": started.strftime("%Y-%m-%d %H:%M") if started else "?",
             "took": _seconds(self.duration),
-            "platform": (doc.get("platform") or {}).get("name", "?"),
-            "overlays": (doc.get("platform") or {}).get("overlays") or [],
+            "platform": doc.platform.get("name", "?"),
+            "overlays": doc.platform.get("overlays") or [],
             "tiers": [
                 (
                     name,
                     {
-                        "status": t.get("status"),
-                        "reason": t.get("reason", ""),
-                        "duration": t.get("duration") or 0.0,
-                        "failure_class": t.get("failure_class"),
+                        "status": t.status,
+                        "reason": t.reason,
+                        "duration": t.duration or 0.0,
+                        "failure_class": t.failure_class,
                     },
                 )
-                for name, t in (doc.get("tiers") or {}).items()
+                for name, t in doc.tiers.items()
             ],
-            "warnings": doc.get("warnings") or [],
-            "lint": doc.get("lint"),
+            "warnings": list(doc.warnings),
+            "lint": doc.lint,
         }
 
 
@@ -149,12 +149,10 @@ def _runs(runs_dir: Path, out_dir: Path) -> list[_Run]:
         if path.parent.parent.name == "deps":  # a dependency's run, shown with its recipe's
             continue
         try:
-            doc = json.loads(path.read_text())
+            found.append(_Run(path.parent.name, path.parent, read(path)))
         except (OSError, ValueError):
-            continue  # a run being written, or a broken file: the next build sees it
-        if isinstance(doc, dict) and isinstance(doc.get("rungs"), dict) and doc.get("recipe"):
-            found.append(_Run(path.parent.name, path.parent, doc))
-    return sorted(found, key=lambda r: (r.doc.get("started") or "", r.key))
+            continue  # a run being written, a broken file, a newer schema: skipped
+    return sorted(found, key=lambda r: (r.doc.started or "", r.key))
 
 
 def badge(level: int) -> str:
@@ -188,7 +186,7 @@ def _chart(runs: list[_Run]) -> str:
             f' height="{h:.1f}" fill="#c6dafc"><title>{escape(run.key)}:'
             f" {_seconds(run.duration)}</title></rect>"
         )
-        y = height - pad - run.doc.get("level", 0) / 5 * (height - 2 * pad)
+        y = height - pad - run.doc.level / 5 * (height - 2 * pad)
         line.append(f"{x + step / 2:.1f},{y:.1f}")
     axis = "".join(
         f'<text x="4" y="{height - pad - n / 5 * (height - 2 * pad) + 4:.1f}"'
@@ -256,8 +254,8 @@ def _archives(run_dir: Path) -> list[dict[str, Any]]:
         return []
 
 
-def _manifest(doc: dict[str, Any]) -> str:
-    return json.dumps(doc.get("customization") or {}, indent=2, default=str)
+def _manifest(doc: Record) -> str:
+    return json.dumps(doc.customization, indent=2, default=str)
 
 
 def _run_page(env: Environment, run: _Run, out: Path) -> None:
@@ -318,7 +316,7 @@ def build(runs_dir: Path, out_dir: Path) -> Built:
     recipes = []
     for recipe, history in sorted(by_recipe.items()):
         latest = history[-1]
-        write_atomic(out_dir / "badges" / f"{recipe}.svg", badge(int(latest.doc.get("level", 0))))
+        write_atomic(out_dir / "badges" / f"{recipe}.svg", badge(latest.doc.level))
         views = [r.view() for r in reversed(history)]
         write_atomic(
             out_dir / "recipes" / f"{recipe}.html",

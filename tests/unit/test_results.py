@@ -8,7 +8,15 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from harness.reports.results import Results, TierResult, compare, level, rungs_of, summary_table
+from harness.reports.results import (
+    Record,
+    Results,
+    TierResult,
+    compare,
+    level,
+    rungs_of,
+    summary_table,
+)
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "docs" / "results.schema.json").read_text()
@@ -126,7 +134,7 @@ def test_expected_level_counts_infra_failures_and_interruptions_as_passes(tmp_pa
 def test_summary_table_marks_a_shortfall_and_shows_the_warnings(tmp_path: Path) -> None:
     results = Results(tmp_path / "results.json", "demo", "a1b2c3")
     results.tiers = tiers(install=P, upgrade=F, lint=P)
-    table = summary_table([(tmp_path, results.document())])
+    table = summary_table([(tmp_path, Record.of(results.document()))])
     assert "demo           1/2 !" in table
     assert "warning: possible coverage gap: backup_restore not verified" in table
 
@@ -138,9 +146,24 @@ def test_compare_shows_level_and_timing_changes(tmp_path: Path) -> None:
             "install": TierResult(P, duration=4.0),
             "upgrade": TierResult(upgrade, duration=seconds),
         }
-        return results.document()
+        return Record.of(results.document())
 
     text = compare(doc(F, 10.0), doc(P, 15.0), "A", "B")
     assert "level 1 -> 2 (+1)" in text
     assert "upgrade: fail -> pass" in text
     assert "upgrade: 10.0s -> 15.0s (+5.0s, 1.50x), fail -> pass" in text
+
+
+def test_the_typed_reader_reads_an_older_schema_and_refuses_a_newer_one(tmp_path: Path) -> None:
+    results = Results(tmp_path / "results.json", "demo", "a1b2c3")
+    results.tiers = tiers(install=P)
+    doc = results.document()
+    old = {k: v for k, v in doc.items() if k not in ("policy", "schema_version")}  # schema 1
+    record = Record.of(old)
+    assert (record.schema_version, record.level, record.rung("install").status) == (1, 1, "pass")
+    assert record.policy == {"allowed": {}, "used": []}
+    assert record.tiers["install"].status == "pass"
+    with pytest.raises(ValueError, match=r"results schema 99 is newer than this cc-ci reads"):
+        Record.of({**doc, "schema_version": 99})
+    with pytest.raises(ValueError, match=r"not a run's results"):
+        Record.of({"recipe": "demo"})
