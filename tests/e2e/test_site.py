@@ -12,6 +12,7 @@ from urllib.parse import urldefrag, urljoin
 import pytest
 from playwright.sync_api import Page
 
+from harness.lifecycle.browser import CHROMIUM, CHROMIUM_ARGS
 from harness.lifecycle.browser import browser as shared_browser
 from harness.reports.site import build
 from tests.conftest import WEB_APP, Workspace
@@ -80,7 +81,10 @@ def _crawl(page: Page, start: str) -> tuple[set[str], list[str]]:
 
 
 def test_the_site_shows_every_recipe_and_every_link_resolves(site: Path) -> None:
-    page = shared_browser().new_page()  # the session's one chromium (sync, this thread)
+    # A person's chromium opening the site from disk, as root: the run's own browser is
+    # sandboxed as another user, which cannot read this session's temp dirs.
+    reader = shared_browser().browser_type.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = reader.new_page()
     try:
         index = (site / "index.html").as_uri()
         pages, problems = _crawl(page, index)
@@ -107,7 +111,7 @@ def test_the_site_shows_every_recipe_and_every_link_resolves(site: Path) -> None
             headings
         )
     finally:
-        page.close()
+        reader.close()
 
 
 def test_the_site_is_rebuilt_incrementally_and_leaves_no_partial_file(site: Path) -> None:
