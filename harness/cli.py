@@ -307,10 +307,10 @@ def _add_serve(commands: Any) -> None:
 def _watch(args: argparse.Namespace) -> int:
     """Exit 0 when the pipeline succeeded, 1 when it failed, 2 when it cannot be watched."""
     import os
-    import time
 
     from harness.ci.api import CannotWatch, connect
     from harness.ci.watch import EXIT, follow
+    from harness.deadline import Deadline
     from harness.recipe.catalogue import git
 
     try:
@@ -325,7 +325,7 @@ def _watch(args: argparse.Namespace) -> int:
             pipeline = follow(
                 api,
                 repo,
-                time.monotonic() + args.deadline,
+                Deadline(args.deadline, what="the watch"),
                 lambda line: print(f"cc-ci: {line}", flush=True),
                 commit=commit,
             )

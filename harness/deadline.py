@@ -3,8 +3,9 @@
 ``Deadline`` is what is left of a budget (a run's, a CLI call's, a pipeline's): every wait
 is cut to it, and a run can be stopped before its time (``stop``: every wait then raises
 why). ``poll`` calls a check until it says done or the deadline passes, backing off from
-``first`` to ``most`` seconds between calls — the one retry/poll loop of cc-ci, for the
-engine's convergence, a forge's answers and a CI engine's pipelines alike.
+``first`` to ``most`` seconds between calls (and at most ``tries`` times, where a retry
+counts its attempts) — the one retry/poll loop of cc-ci, for the engine's convergence, a
+forge's answers, a CI engine's pipelines and a job's process alike.
 """
 
 from __future__ import annotations
@@ -60,15 +61,20 @@ def poll(
     first: float = 0.1,
     most: float = 1.0,
     wake: Callable[[float], None] = time.sleep,
+    tries: int | None = None,
 ) -> tuple[bool, S]:
-    """Call ``check`` until it says done or ``deadline`` passes; ``(done, its last state)``.
-    Between calls, ``wake`` waits ``first`` seconds, doubling up to ``most`` (never past the
-    deadline); a stopped deadline raises why."""
+    """Call ``check`` until it says done or ``deadline`` passes (or it was called ``tries``
+    times); ``(done, its last state)``. Between calls, ``wake`` waits ``first`` seconds,
+    doubling up to ``most`` (never past the deadline); a stopped deadline raises why."""
     delay = first
+    called = 0
     while True:
         done, state = check()
+        called += 1
         if done:
             return True, state
+        if tries is not None and called >= tries:
+            return False, state
         deadline.check()
         left = deadline.left()
         if left <= 0:

@@ -28,8 +28,9 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
-__all__ = ["SYSTEM_PATH", "child_env", "dropped", "run", "steers_a_process"]
+__all__ = ["SYSTEM_PATH", "child_env", "dropped", "run", "start", "steers_a_process"]
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -110,4 +111,25 @@ def run(
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    output: IO[str],
+    cwd: Path | None = None,
+    own: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """``argv`` (a list, never a shell line) started with the allowlist environment in a
+    session of its own (its process group is the caller's to signal), reading nothing,
+    its stdout and stderr going to ``output``; the caller waits for it."""
+    return subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=child_env(own),
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )

@@ -111,6 +111,7 @@ class FakeGitea:
         self.statuses: list[dict[str, Any]] = []  # CommitStatus (+ "_sha")
         self.hooks: list[tuple[str, str]] = []  # (url, secret)
         self.requests: list[tuple[str, str]] = []
+        self.failing = 0  # the next this many API calls answer 502 (an overloaded forge)
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
         self.port = free_port()
@@ -288,6 +289,9 @@ class FakeGitea:
         self.requests.append((request.method, request.url.path))
         if request.headers.get("authorization") != f"token {TOKEN}":
             return JSONResponse({"message": "token is required"}, 401)
+        if self.failing > 0:
+            self.failing -= 1
+            return JSONResponse({"message": "Bad Gateway"}, 502)
         path = request.url.path.removeprefix("/api/v1").strip("/").split("/")
         method = request.method
         try:

@@ -19,16 +19,29 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 
+from harness.deadline import Deadline, poll
 from harness.errors import InfraError
 
-__all__ = ["ENGINES", "Api", "CannotWatch", "Drone", "Pipeline", "Woodpecker", "connect"]
+__all__ = [
+    "ENGINES",
+    "Api",
+    "CannotWatch",
+    "Drone",
+    "Pipeline",
+    "PipelineOutcome",
+    "Woodpecker",
+    "connect",
+]
 
-RUNNING, SUCCESS, FAILURE = "running", "success", "failure"
+PipelineOutcome = Literal["running", "success", "failure"]
+RUNNING: PipelineOutcome = "running"
+SUCCESS: PipelineOutcome = "success"
+FAILURE: PipelineOutcome = "failure"
 
 
 class CannotWatch(InfraError):
@@ -40,7 +53,7 @@ class Pipeline:
     number: int
     commit: str
     status: str  # the engine's own word (pending, running, success, killed, …)
-    outcome: str  # running | success | failure
+    outcome: PipelineOutcome
     steps: tuple[str, ...] = ()  # the steps running now
     url: str = ""
     variables: Mapping[str, str] = field(default_factory=dict)
@@ -74,37 +87,34 @@ class Api:
     def close(self) -> None:
         self._http.close()
 
-    def read(self, path: str, deadline: float, **params: Any) -> Any:
-        """``GET path`` as JSON, retried with backoff until ``deadline`` (monotonic) while
-        the answer is 5xx, 204, empty or missing. 401/403 and 404 end it at once."""
-        delay = 0.25
-        while True:
+    def read(self, path: str, deadline: Deadline, **params: Any) -> Any:
+        """``GET path`` as JSON, retried with backoff until ``deadline`` while the answer is
+        5xx, 204, empty or missing. 401/403 and 404 end it at once."""
+
+        def answered() -> tuple[bool, Any]:
             try:
                 answer = self._http.get(path, params=params or None)
             except httpx.HTTPError as exc:
-                state = type(exc).__name__
-            else:
-                if answer.status_code in (401, 403):
-                    raise CannotWatch(
-                        f"{self.engine}: GET {path}: HTTP {answer.status_code}"
-                        " (is CCCI_CI_TOKEN a valid token with access to the repo?)"
-                    )
-                if answer.status_code == 404:
-                    raise CannotWatch(f"{self.engine}: GET {path}: not found (HTTP 404)")
-                if answer.status_code == 200 and answer.content.strip():
-                    try:
-                        return answer.json()
-                    except ValueError:
-                        state = "an answer that is not JSON"
-                else:
-                    state = f"HTTP {answer.status_code}" + (
-                        ", empty" if answer.status_code == 200 else ""
-                    )
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise CannotWatch(f"{self.engine}: GET {path}: still {state} at the deadline")
-            self._sleep(min(delay, left))
-            delay = min(delay * 2, 5.0)
+                return False, type(exc).__name__
+            if answer.status_code in (401, 403):
+                raise CannotWatch(
+                    f"{self.engine}: GET {path}: HTTP {answer.status_code}"
+                    " (is CCCI_CI_TOKEN a valid token with access to the repo?)"
+                )
+            if answer.status_code == 404:
+                raise CannotWatch(f"{self.engine}: GET {path}: not found (HTTP 404)")
+            if answer.status_code != 200 or not answer.content.strip():
+                empty = ", empty" if answer.status_code == 200 else ""
+                return False, f"HTTP {answer.status_code}{empty}"
+            try:
+                return True, answer.json()
+            except ValueError:
+                return False, "an answer that is not JSON"
+
+        done, got = poll(answered, deadline, first=0.25, most=5.0, wake=self._sleep)
+        if not done:
+            raise CannotWatch(f"{self.engine}: GET {path}: still {got} at the deadline")
+        return got
 
     def trigger(self, path: str, **kw: Any) -> Any:
         """One POST, never repeated; its JSON, or ``None`` when the outcome is unknown (no
@@ -147,13 +157,13 @@ class Api:
 
     # -- per engine ------------------------------------------------------------------------
 
-    def repo(self, full_name: str, deadline: float) -> Any:
+    def repo(self, full_name: str, deadline: Deadline) -> Any:
         raise NotImplementedError
 
-    def pipelines(self, repo: Any, deadline: float) -> list[Pipeline]:
+    def pipelines(self, repo: Any, deadline: Deadline) -> list[Pipeline]:
         raise NotImplementedError
 
-    def pipeline(self, repo: Any, number: int, deadline: float) -> Pipeline:
+    def pipeline(self, repo: Any, number: int, deadline: Deadline) -> Pipeline:
         raise NotImplementedError
 
     def start(self, repo: Any, branch: str, variables: Mapping[str, str]) -> Pipeline | None:
@@ -167,15 +177,15 @@ class Woodpecker(Api):
     OPEN = frozenset({"created", "pending", "running", "blocked"})
     URL = "{url}/repos/{repo}/pipeline/{number}"
 
-    def repo(self, full_name: str, deadline: float) -> int:
+    def repo(self, full_name: str, deadline: Deadline) -> int:
         """The repo's id (``GET /repos/lookup/{owner}/{name}``)."""
         return int(self.read(f"/repos/lookup/{_path(full_name)}", deadline)["id"])
 
-    def pipelines(self, repo: int, deadline: float) -> list[Pipeline]:
+    def pipelines(self, repo: int, deadline: Deadline) -> list[Pipeline]:
         answer = self.read(f"/repos/{repo}/pipelines", deadline, page=1, perPage=50)
         return [self._pipeline(repo, p) for p in answer or []]
 
-    def pipeline(self, repo: int, number: int, deadline: float) -> Pipeline:
+    def pipeline(self, repo: int, number: int, deadline: Deadline) -> Pipeline:
         return self._pipeline(repo, self.read(f"/repos/{repo}/pipelines/{number}", deadline))
 
     def start(self, repo: int, branch: str, variables: Mapping[str, str]) -> Pipeline | None:
@@ -191,16 +201,16 @@ class Drone(Api):
     OPEN = frozenset({"pending", "running", "blocked", "waiting_on_dependencies"})
     URL = "{url}/{repo}/{number}"
 
-    def repo(self, full_name: str, deadline: float) -> str:
+    def repo(self, full_name: str, deadline: Deadline) -> str:
         """The repo's slug, once Drone knows it (``GET /repos/{owner}/{name}``)."""
         self.read(f"/repos/{_path(full_name)}", deadline)
         return _path(full_name)
 
-    def pipelines(self, repo: str, deadline: float) -> list[Pipeline]:
+    def pipelines(self, repo: str, deadline: Deadline) -> list[Pipeline]:
         answer = self.read(f"/repos/{repo}/builds", deadline, page=1, per_page=50)
         return [self._pipeline(repo, b) for b in answer or []]
 
-    def pipeline(self, repo: str, number: int, deadline: float) -> Pipeline:
+    def pipeline(self, repo: str, number: int, deadline: Deadline) -> Pipeline:
         return self._pipeline(repo, self.read(f"/repos/{repo}/builds/{number}", deadline))
 
     def start(self, repo: str, branch: str, variables: Mapping[str, str]) -> Pipeline | None:

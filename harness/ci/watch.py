@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from harness.ci.api import FAILURE, RUNNING, SUCCESS, Api, CannotWatch, Pipeline
+from harness.deadline import Deadline, poll
 
 __all__ = ["EXIT", "follow", "matches"]
 
@@ -22,7 +23,7 @@ def matches(pipeline: Pipeline, commit: str) -> bool:
 def follow(
     api: Api,
     repo: str,
-    deadline: float,
+    deadline: Deadline,
     show: Callable[[str], None],
     *,
     commit: str = "",
@@ -32,30 +33,32 @@ def follow(
     stop: Callable[[], bool] = lambda: False,
 ) -> Pipeline | None:
     """The pipeline of ``commit`` (its newest) or ``number`` in ``repo``, once it ended;
-    ``None`` once ``stop()`` says so. ``CannotWatch`` when the deadline (monotonic) passes
-    first."""
+    ``None`` once ``stop()`` says so. ``CannotWatch`` when ``deadline`` passes first."""
     handle = api.repo(repo, deadline)
     told = ""
-    while True:
-        if number is None:
-            found = [p for p in api.pipelines(handle, deadline) if matches(p, commit)]
-            if found:
-                number = max(p.number for p in found)
-        if number is not None:
-            pipeline = api.pipeline(handle, number, deadline)
+    found = number
+
+    def ended() -> tuple[bool, tuple[str, Pipeline | None]]:
+        nonlocal found, told
+        if found is None:
+            mine = [p for p in api.pipelines(handle, deadline) if matches(p, commit)]
+            found = max((p.number for p in mine), default=None)
+        if found is None:
+            state = f"no pipeline of {commit[:12]} yet"
+        else:
+            pipeline = api.pipeline(handle, found, deadline)
             state = f"pipeline #{pipeline.number}: {pipeline.status}"
             if pipeline.steps:
                 state += f" ({', '.join(pipeline.steps)})"
             if pipeline.outcome != RUNNING:
                 show(f"{state} {pipeline.url}")
-                return pipeline
-        else:
-            state = f"no pipeline of {commit[:12]} yet"
+                return True, (state, pipeline)
         if state != told:
             show(state)
             told = state
-        if time.monotonic() + every > deadline:
-            raise CannotWatch(f"{api.engine}: {repo}: deadline passed; last seen: {state}")
-        if stop():
-            return None
-        sleep(every)
+        return stop(), (state, None)
+
+    done, (state, pipeline) = poll(ended, deadline, first=every, most=every, wake=sleep)
+    if not done:
+        raise CannotWatch(f"{api.engine}: {repo}: deadline passed; last seen: {state}")
+    return pipeline

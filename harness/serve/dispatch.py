@@ -11,7 +11,6 @@ adopts the pipeline it had started. So no retry or restart makes a second pipeli
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from harness.ci.api import RUNNING, Api, CannotWatch
 from harness.ci.watch import follow
+from harness.deadline import Deadline, poll
 from harness.files import read_or_make, write_atomic
 from harness.redact import redact
 from harness.serve.runner import Outcome, Runner, outcome_of, reporter
@@ -85,7 +85,7 @@ class Dispatcher:
         job_dir = self.runner.state_dir / "jobs" / str(job_id)
         job_dir.mkdir(parents=True, exist_ok=True)
         output, runs = job_dir / "output.log", self.runner.runs_dir / f"job-{job_id}"
-        deadline = time.monotonic() + self.runner.run_deadline + _QUEUE
+        deadline = Deadline(self.runner.run_deadline + _QUEUE, what=f"job {job_id}'s pipeline")
         report = reporter(runs, progress)
 
         def show(line: str) -> None:
@@ -114,7 +114,7 @@ class Dispatcher:
         job_id: int,
         job: Mapping[str, str],
         saved: Path,
-        deadline: float,
+        deadline: Deadline,
         show: Callable[[str], None],
     ) -> int | None:
         """The number of the job's pipeline: the one it has, else a new one."""
@@ -135,16 +135,13 @@ class Dispatcher:
             show(f"pipeline #{number} of job {job_id}")
         return number
 
-    def _find(self, handle: Any, marker: str, deadline: float, seconds: float) -> int | None:
-        ends = min(deadline, time.monotonic() + seconds)
-        while True:
-            mine = [
-                p.number
-                for p in self.api.pipelines(handle, deadline)
-                if p.variables.get("CCCI_JOB") == marker
-            ]
-            if mine:
-                return min(mine)
-            if time.monotonic() >= ends:
-                return None
-            time.sleep(2.0)
+    def _find(self, handle: Any, marker: str, deadline: Deadline, seconds: float) -> int | None:
+        """The number of the pipeline carrying ``marker``, looked for ``seconds`` (at least
+        once, never past ``deadline``)."""
+
+        def found() -> tuple[bool, int | None]:
+            pipelines = self.api.pipelines(handle, deadline)
+            mine = [p.number for p in pipelines if p.variables.get("CCCI_JOB") == marker]
+            return bool(mine), min(mine, default=None)
+
+        return poll(found, Deadline(min(seconds, deadline.left())), first=2.0, most=2.0)[1]

@@ -8,20 +8,24 @@ or a 5xx answer; creating a comment is not (a retry could post it twice).
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 
+from harness.deadline import Deadline, poll
 from harness.errors import InfraError
 from harness.redact import redact
 
-__all__ = ["WRITERS", "Forge", "ForgeError"]
+__all__ = ["WRITERS", "Forge", "ForgeError", "StatusState"]
 
+StatusState = Literal["pending", "success", "failure", "error", "warning"]  # a commit status
 WRITERS = frozenset({"write", "admin", "owner"})  # permissions that may start a run
-_ATTEMPTS = 3
+_ATTEMPTS = 3  # a call's tries, 1 s then 2 s apart
 
 
 class ForgeError(InfraError):
@@ -29,8 +33,16 @@ class ForgeError(InfraError):
 
 
 class Forge:
-    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        timeout: float = 30.0,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.url = url.rstrip("/")
+        self._sleep = sleep
         self._http = httpx.Client(
             base_url=f"{self.url}/api/v1",
             headers={"Authorization": f"token {token}", "Accept": "application/json"},
@@ -43,19 +55,32 @@ class Forge:
     def _call(
         self, method: str, path: str, *, retry: bool = True, ok: tuple[int, ...] = (), **kw: Any
     ) -> httpx.Response:
-        for attempt in range(1, _ATTEMPTS + 1):
+        """One call, tried up to ``_ATTEMPTS`` times (``retry``) while the forge does not
+        answer or answers 5xx; a success or an ``ok`` status is the answer."""
+
+        def answered() -> tuple[bool, httpx.Response | ForgeError]:
             try:
                 answer = self._http.request(method, path, **kw)
             except httpx.HTTPError as exc:
-                if not retry or attempt == _ATTEMPTS:
-                    raise ForgeError(f"{method} {path}: {type(exc).__name__}") from exc
-            else:
-                if answer.is_success or answer.status_code in ok:
-                    return answer
-                if answer.status_code < 500 or not retry or attempt == _ATTEMPTS:
-                    raise ForgeError(f"{method} {path}: HTTP {answer.status_code}")
-            time.sleep(0.5 * 2**attempt)
-        raise AssertionError("unreachable")
+                lost = ForgeError(f"{method} {path}: {type(exc).__name__}")
+                lost.__cause__ = exc
+                return False, lost
+            if answer.is_success or answer.status_code in ok:
+                return True, answer
+            refused = ForgeError(f"{method} {path}: HTTP {answer.status_code}")
+            return answer.status_code < 500, refused
+
+        _, got = poll(
+            answered,
+            Deadline(math.inf),  # the tries bound it, each within the client's timeout
+            first=1.0,
+            most=2.0,
+            wake=self._sleep,
+            tries=_ATTEMPTS if retry else 1,
+        )
+        if isinstance(got, ForgeError):
+            raise got
+        return got
 
     # -- reading -------------------------------------------------------------------------
 
@@ -120,9 +145,15 @@ class Forge:
         )
 
     def status(
-        self, repo: str, sha: str, state: str, description: str, target_url: str, context: str
+        self,
+        repo: str,
+        sha: str,
+        state: StatusState,
+        description: str,
+        target_url: str,
+        context: str,
     ) -> None:
-        """``POST /repos/{owner}/{repo}/statuses/{sha}``: pending, success, failure, error."""
+        """``POST /repos/{owner}/{repo}/statuses/{sha}``."""
         self._call(
             "POST",
             f"/repos/{repo}/statuses/{sha}",

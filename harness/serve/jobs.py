@@ -24,10 +24,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Literal, TypedDict, Unpack
 
-__all__ = ["MAX_ATTEMPTS", "Job", "Jobs"]
+__all__ = ["MAX_ATTEMPTS", "Job", "Jobs", "State", "Verdict"]
 
+State = Literal["received", "refused", "queued", "running", "done", "superseded"]
+Verdict = Literal["success", "failure", "error"]  # a done job's, and its final commit status
 MAX_ATTEMPTS = 2  # a run the service's death interrupted is re-run once, not again
 
 _SCHEMA = """
@@ -66,12 +68,12 @@ class Job:
     pr: int
     commenter: str
     body: str
-    state: str
+    state: State
     options: str
     attempts: int
     reply_id: int | None
     sha: str | None
-    verdict: str | None
+    verdict: Verdict | None
     summary: str | None
     run_dir: str | None
     base_ref: str | None
@@ -79,6 +81,22 @@ class Job:
     created: float
     started: float | None
     finished: float | None
+
+
+class Fields(TypedDict, total=False):
+    """The columns a job's ``update`` may set."""
+
+    state: State
+    options: str
+    attempts: int
+    reply_id: int
+    sha: str
+    verdict: Verdict
+    summary: str
+    run_dir: str | None
+    base_ref: str
+    reported: int
+    finished: float
 
 
 class Jobs:
@@ -133,18 +151,23 @@ class Jobs:
             )
             return cursor.rowcount == 1
 
-    def get(self, job_id: int) -> Job:
+    def find(self, job_id: int) -> Job | None:
         with self._db() as db:
-            job = self._job(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
-        assert job is not None
+            return self._job(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+    def get(self, job_id: int) -> Job:
+        """A job known to exist (one this service made)."""
+        job = self.find(job_id)
+        if job is None:
+            raise LookupError(f"no job {job_id}")
         return job
 
-    def in_state(self, state: str) -> list[Job]:
+    def in_state(self, state: State) -> list[Job]:
         with self._db() as db:
             rows = db.execute("SELECT * FROM jobs WHERE state = ? ORDER BY id", (state,))
             return [Job(**dict(r)) for r in rows]
 
-    def update(self, job_id: int, **fields: Any) -> None:
+    def update(self, job_id: int, **fields: Unpack[Fields]) -> None:
         names = ", ".join(f"{name} = ?" for name in fields)
         with self._db() as db:
             db.execute(f"UPDATE jobs SET {names} WHERE id = ?", (*fields.values(), job_id))
@@ -153,7 +176,8 @@ class Jobs:
         """Queue a received job; the older queued jobs of its PR it supersedes."""
         with self._db() as db:
             job = self._job(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
-            assert job is not None
+            if job is None:
+                raise LookupError(f"no job {job_id}")
             older = [
                 Job(**dict(r))
                 for r in db.execute(
@@ -200,7 +224,7 @@ class Jobs:
             )
         return self.get(job.id)
 
-    def finish(self, job_id: int, verdict: str, summary: str, run_dir: str | None) -> None:
+    def finish(self, job_id: int, verdict: Verdict, summary: str, run_dir: str | None) -> None:
         self.update(
             job_id,
             state="done",

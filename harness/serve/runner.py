@@ -21,7 +21,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +29,14 @@ from typing import Any
 from filelock import FileLock
 
 import harness
+from harness.deadline import Deadline, poll
 from harness.errors import CatalogueError, last_line
 from harness.lifecycle import janitor
-from harness.proc import child_env
+from harness.proc import start
 from harness.recipe.catalogue import git
 from harness.reports.results import load
 from harness.serve.command import Command, UsageError, parse
+from harness.serve.jobs import Verdict
 
 __all__ = [
     "JOB_ENV",
@@ -63,7 +64,7 @@ _GRACE = 60.0  # after the run deadline: SIGINT (teardown), then this long befor
 
 @dataclass(frozen=True)
 class Outcome:
-    verdict: str  # success | failure | error
+    verdict: Verdict
     summary: str  # one line: the level, or the cause
     run_dir: Path | None
     stopped: bool = False  # ended by the service's own stop (not an attempt)
@@ -142,10 +143,10 @@ class Runner:
             " lists (--repo, --org), so the defaults do"
         )
 
-    def env(self, job_id: int, listed: bool) -> dict[str, str]:
-        """The environment of a job's ``cc-ci run``: the allowlist, the job's marker, this
-        cc-ci's import path, the run settings and (for a listed repo) the operator's recipe
-        secrets of the service's environment."""
+    def own(self, job_id: int, listed: bool) -> dict[str, str]:
+        """What a job's ``cc-ci run`` gets on top of the allowlist environment: the job's
+        marker, this cc-ci's import path, the run settings and (for a listed repo) the
+        operator's recipe secrets of the service's environment."""
         own = {
             JOB_ENV: f"{self.state_dir}:{job_id}",
             "PYTHONPATH": str(Path(harness.__file__).resolve().parent.parent),
@@ -153,7 +154,7 @@ class Runner:
         own |= {name: os.environ[name] for name in RUN_SETTINGS if name in os.environ}
         if listed:
             own |= {k: v for k, v in os.environ.items() if k.startswith(OPERATOR_SECRETS)}
-        return child_env(own=own)
+        return own
 
     def argv(
         self,
@@ -220,28 +221,24 @@ class Runner:
             if note := self.not_applied(name, listed):
                 out.write(f"{note}\n")
                 out.flush()
-            process = subprocess.Popen(
+            process = start(
                 argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env(job_id, listed),
+                output=out,
                 cwd=self.recipes_dir.resolve().parent,
-                start_new_session=True,
+                own=self.own(job_id, listed),
             )
-        killed_for = ""
-        ends = time.monotonic() + self.run_deadline + _GRACE
         report = reporter(runs, progress)
-        while process.poll() is None:
-            time.sleep(_POLL)
+
+        def ended() -> tuple[bool, None]:
+            finished = process.poll() is not None
             report()
-            if not killed_for and stop():
-                killed_for = _STOPPED
-            elif not killed_for and time.monotonic() > ends:
-                killed_for = "the run deadline passed"
-            if killed_for and process.poll() is None:
-                _end(process)
-        if killed_for:
+            return finished or stop(), None
+
+        done, _ = poll(ended, Deadline(self.run_deadline + _GRACE), first=_POLL, most=_POLL)
+        killed_for = ""
+        if process.poll() is None:  # stopped, or past its deadline
+            killed_for = _STOPPED if done else "the run deadline passed"
+            _end(process)
             janitor.sweep_dead_runs(min_age=0)
         return outcome_of(runs, output, killed_for)
 

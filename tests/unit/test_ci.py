@@ -12,6 +12,7 @@ import pytest
 from harness.ci.api import CannotWatch, Drone, Woodpecker, connect
 from harness.ci.watch import follow
 from harness.cli import main
+from harness.deadline import Deadline
 from tests.fake_ci import TOKEN, FakeDrone, FakeEngine, FakeWoodpecker, after
 
 SHA = "3f2a9c1d" + "0" * 32
@@ -90,19 +91,17 @@ def test_an_engine_that_keeps_failing_ends_at_the_deadline(engine):
     fake.fail("502", 1000)
     api = connect(name, fake.url, TOKEN)
     with pytest.raises(CannotWatch, match="still HTTP 502 at the deadline"):
-        follow(api, "coop-cloud/radicale", time.monotonic() + 3, print, commit=SHA)
+        follow(api, "coop-cloud/radicale", Deadline(3), print, commit=SHA)
 
 
 def test_a_trigger_whose_answer_is_lost_makes_one_pipeline_found_by_its_marker(engine):
     name, fake = engine
     api = connect(name, fake.url, TOKEN)
-    handle = api.repo("coop-cloud/radicale", time.monotonic() + 10)
+    handle = api.repo("coop-cloud/radicale", Deadline(10))
     fake.fail("lost")
     assert api.start(handle, "main", {"CCCI_JOB": "svc:7"}) is None  # outcome unknown
     found = [
-        p
-        for p in api.pipelines(handle, time.monotonic() + 10)
-        if p.variables.get("CCCI_JOB") == "svc:7"
+        p for p in api.pipelines(handle, Deadline(10)) if p.variables.get("CCCI_JOB") == "svc:7"
     ]
     assert [p.number for p in found] == [1]
     assert len(fake.runs["coop-cloud/radicale"]) == 1

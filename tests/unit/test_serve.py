@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 from harness.proc import SYSTEM_PATH
 from harness.serve import verdict
 from harness.serve.command import Command, UsageError, parse, signed
+from harness.serve.forge import Forge, ForgeError
 from harness.serve.jobs import Jobs
 from harness.serve.runner import JOB_ENV, Runner
 from harness.serve.service import Comment, Push, command_in
+from tests.fake_gitea import TOKEN, FakeGitea
 
 SECRET = "s3cret"
 
@@ -634,3 +636,31 @@ def test_a_jobs_run_gets_no_variable_of_the_services_own_environment(
     assert not set(canaries) & set(seen), sorted(seen)
     assert not set(canaries.values()) & set(seen.values())
     assert ("CCCI_SECRET_WEBAPP_SMTP_PASSWORD" in seen) is listed
+
+
+def test_a_forge_read_is_tried_three_times_and_a_new_comment_once() -> None:
+    """Against the fake Gitea answering 502 (overloaded): a read or an idempotent write is
+    tried again 1 s, then 2 s later; a comment is posted once (a retry could post it twice);
+    a 404 is not tried again."""
+    fake = FakeGitea().start()
+    slept: list[float] = []
+    forge = Forge(fake.url, TOKEN, sleep=slept.append)
+    try:
+        repo = fake.add_repo("o", "r", "http://127.0.0.1:1/o/r.git").full_name
+        fake.failing = 2
+        assert forge.clone_url(repo) == "http://127.0.0.1:1/o/r.git"
+        assert slept == [1.0, 2.0]
+        fake.failing = 3
+        with pytest.raises(ForgeError, match=r"^GET /repos/o/r: HTTP 502$"):
+            forge.clone_url(repo)
+        fake.failing = 1
+        with pytest.raises(ForgeError, match=r"^POST /repos/o/r/issues/1/comments: HTTP 502$"):
+            forge.comment(repo, 1, "hello")
+        with pytest.raises(ForgeError, match="HTTP 404"):
+            forge.clone_url("o/nope")
+    finally:
+        forge.close()
+        fake.stop()
+    assert slept == [1.0, 2.0] * 2
+    assert [m for m, _ in fake.requests] == ["GET"] * 6 + ["POST", "GET"]
+    assert not fake.comments
