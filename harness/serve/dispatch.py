@@ -21,7 +21,7 @@ from harness.ci.watch import follow
 from harness.deadline import Deadline, poll
 from harness.files import read_or_make, write_atomic
 from harness.redact import redact
-from harness.serve.runner import Outcome, Runner, outcome_of, reporter
+from harness.serve.runner import LISTED_ENV, Outcome, Runner, outcome_of, reporter
 
 __all__ = ["Dispatcher", "job_variables", "service_id"]
 
@@ -42,8 +42,10 @@ def job_variables(
     ref: str,
     tiers: tuple[str, ...] | None,
     upgrade_from: str | None,
+    listed: bool,
 ) -> dict[str, str]:
-    """What ``cc-ci job`` reads of a job (the rest is the dispatcher's)."""
+    """What ``cc-ci job`` reads of a job (the rest is the dispatcher's); ``listed``: the
+    operator listed the job's repo (its recipe dir and secrets apply)."""
     return {
         "CCCI_RECIPE": recipe,
         "CCCI_REPO_URL": repo_url,
@@ -52,6 +54,7 @@ def job_variables(
         "CCCI_REF": ref,
         "CCCI_TIERS": ",".join(tiers or ()),
         "CCCI_UPGRADE_FROM": upgrade_from or "",
+        LISTED_ENV: "yes" if listed else "no",
     }
 
 

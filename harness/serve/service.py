@@ -1,15 +1,5 @@
-"""The service: a Starlette app taking webhook deliveries, and the threads behind it.
-
-    POST /hook          Gitea/Forgejo deliveries: a body past 1 MiB refused (413) as soon
-                        as it is (by its Content-Length, or while it streams in), the
-                        signature checked before anything is parsed (401), then JSON
-                        (400); a ``!testme`` comment on a PR, or a push to the default
-                        branch (a base run), is recorded (durably) and answered 202;
-                        anything else 200, ignored
-    GET  /jobs/{id}     a job's page: its state, verdict and run (the statuses link here)
-    GET  /healthz       the queue's counts
-    GET  /…             the dashboard of the runs dir (``cc-ci report``): each run's page
-                        and its public files, rebuilt after each job
+"""The service: the web app (``harness.serve.web``) taking webhook deliveries, and the
+threads behind it.
 
 Threads: the *intake* takes recorded comments in (permission, options, supersede, the
 pending status and the queued comment); *workers* (``parallel`` of them) run queued jobs
@@ -22,10 +12,7 @@ re-queued once, finished jobs whose report did not go out reported.
 from __future__ import annotations
 
 import contextlib
-import html
-import json
 import logging
-import re
 import signal
 import sys
 import threading
@@ -35,32 +22,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
-
 from harness.ci.api import Api
 from harness.errors import CcciError
 from harness.lifecycle import janitor
 from harness.reports import card, site
 from harness.reports.results import load
-from harness.serve import verdict
-from harness.serve.command import USAGE, Command, UsageError, context, parse, signed
+from harness.serve import verdict, web
+from harness.serve.command import USAGE, Command, UsageError, context, parse
 from harness.serve.dispatch import Dispatcher, job_variables
 from harness.serve.forge import Forge, ForgeError
 from harness.serve.jobs import Job, Jobs
-from harness.serve.runner import LISTED_ENV, Runner, kill_leftovers
+from harness.serve.payloads import Comment, Push, is_command
+from harness.serve.runner import Runner, kill_leftovers
 
-__all__ = ["Config", "Service", "command_in"]
+__all__ = ["Config", "Service", "serve"]
 
 log = logging.getLogger(__name__)
 
-_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-_MAX_BODY = 1 << 20  # a comment delivery is a few kB; more is not a delivery
 _TICK = 1.0
 _INTAKE_PATIENCE = 900.0  # seconds a comment waits for the forge to answer about it
 _REPORT_PATIENCE = 60.0  # seconds before a report that did not go out is tried again
@@ -85,78 +63,6 @@ class Config:
     dispatch: Api | None = None  # hand jobs to this CI engine's agents instead
     ci_repo: str = ""  # the engine's repo whose pipeline file runs jobs (docs/ci/)
     ci_branch: str = "main"
-
-
-@dataclass(frozen=True)
-class Push:
-    repo: str
-    branch: str
-    sha: str
-    pusher: str
-
-
-@dataclass(frozen=True)
-class Comment:
-    repo: str
-    pr: int
-    comment_id: int
-    user: str
-    body: str
-
-
-def is_command(body: str) -> bool:
-    words = body.split(maxsplit=1)
-    return bool(words) and words[0] == "!testme"
-
-
-def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:
-    value = parent.get(key)
-    if not isinstance(value, dict):
-        raise ValueError(f"{key} is not an object")
-    return value
-
-
-def command_in(event: str, payload: Any) -> Comment | Push | str:
-    """What a delivery asks for — a ``!testme`` comment on a PR, or a push to a repository's
-    default branch (the base later PR runs compare with) — or why it is ignored. Raises
-    ValueError when the payload is not shaped as Gitea's ``IssueCommentPayload`` or
-    ``PushPayload`` (modules/structs/hook.go)."""
-    if event not in ("issue_comment", "push"):
-        return f"event {event or '(none)'} is not a comment or a push"
-    if not isinstance(payload, dict):
-        raise ValueError("the payload is not a JSON object")
-    repo = _object(payload, "repository")
-    full_name = repo.get("full_name")
-    if not isinstance(full_name, str) or not _REPO.match(full_name):
-        raise ValueError("repository full_name is not owner/name")
-    if event == "push":
-        return _push(payload, full_name, repo)
-    if payload.get("action") != "created":
-        return f"comment {payload.get('action')}, not created"
-    issue, comment = _object(payload, "issue"), _object(payload, "comment")
-    if not (issue.get("pull_request") or payload.get("is_pull")):
-        return "a comment on an issue, not a pull request"
-    body, user = comment.get("body"), _object(comment, "user").get("login")
-    number, comment_id = issue.get("number"), comment.get("id")
-    if not (isinstance(body, str) and isinstance(user, str)):
-        raise ValueError("comment body or user login missing")
-    if not (isinstance(number, int) and isinstance(comment_id, int)):
-        raise ValueError("issue number or comment id missing")
-    if not is_command(body):
-        return "not a !testme comment"
-    return Comment(full_name, number, comment_id, user, body)
-
-
-def _push(payload: dict[str, Any], full_name: str, repo: dict[str, Any]) -> Push | str:
-    ref, after, branch = payload.get("ref"), payload.get("after"), repo.get("default_branch")
-    pusher = _object(payload, "pusher").get("login")
-    if not all(isinstance(x, str) for x in (ref, after, branch, pusher)):
-        raise ValueError("ref, after, default_branch or pusher login missing")
-    if ref != f"refs/heads/{branch}":
-        return f"a push to {str(ref)[:80]}, not to the default branch"
-    if not _SHA.match(str(after)) or set(str(after)) == {"0"}:
-        return "a push that deleted the branch" if _SHA.match(str(after)) else "no commit"
-    return Push(full_name, str(branch), str(after), str(pusher))
 
 
 @dataclass
@@ -303,9 +209,15 @@ class Service:
 
         if self.dispatcher is not None:  # the pipeline fetches and runs it on an agent
             carried = job_variables(
-                name, base_url, sha, heads, ref, command.tiers, command.upgrade_from
+                name,
+                base_url,
+                sha,
+                heads,
+                ref,
+                command.tiers,
+                command.upgrade_from,
+                self.listed(job.repo),
             )
-            carried[LISTED_ENV] = "yes" if self.listed(job.repo) else "no"
             outcome = self.dispatcher.run(job.id, carried, progress, self.stopping.is_set)
         else:
             try:
@@ -482,79 +394,6 @@ class Service:
                 # Forges keep seconds: read the last few again (comment ids dedupe).
                 self.jobs.polled(repo, started - timedelta(seconds=5))
 
-    # -- the web app ---------------------------------------------------------------------
-
-    def app(self) -> Starlette:
-        return Starlette(
-            routes=[
-                Route("/hook", self._hook, methods=["POST"]),
-                Route("/jobs/{job_id:int}", self._job_page),
-                Route("/healthz", self._health),
-                Mount("/", app=StaticFiles(directory=self.site_dir, html=True, check_dir=False)),
-            ]
-        )
-
-    async def _hook(self, request: Request) -> Response:
-        body = await _bounded_body(request)
-        if body is None:  # the rest is not read: the connection closes after the answer
-            too_large = {"error": f"body too large: past {_MAX_BODY} bytes"}
-            return JSONResponse(too_large, 413, headers={"connection": "close"})
-        if not signed(body, request.headers, self.config.secret):
-            return JSONResponse({"error": "signature missing or wrong"}, 401)
-        event = request.headers.get("x-gitea-event") or request.headers.get("x-forgejo-event")
-        try:
-            found = command_in(event or "", json.loads(body))
-        except ValueError as exc:  # JSONDecodeError is one
-            return JSONResponse({"error": f"not a comment delivery: {exc}"[:200]}, 400)
-        if isinstance(found, str):
-            return JSONResponse({"ignored": found})
-        new = await run_in_threadpool(self.receive, found)
-        return JSONResponse({"received": new}, 202 if new else 200)
-
-    async def _job_page(self, request: Request) -> Response:
-        try:
-            job = await run_in_threadpool(self.jobs.get, request.path_params["job_id"])
-        except AssertionError:
-            return HTMLResponse("<h1>no such job</h1>", 404)
-        esc = html.escape
-        rows = [
-            ("repository", f"{job.repo} #{job.pr}"),
-            ("options", job.options),
-            ("state", job.state),
-            ("commit", job.sha or ""),
-            ("verdict", job.verdict or ""),
-            ("summary", job.summary or ""),
-        ]
-        links = ""
-        if job.run_dir and (self.site_dir / "runs" / Path(job.run_dir).name).is_dir():
-            links = (
-                f'<li><a href="../runs/{esc(Path(job.run_dir).name)}/index.html">the run</a></li>'
-            )
-
-        table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
-        return HTMLResponse(
-            f"<!doctype html><html lang=en><meta charset=utf-8><title>cc-ci job {job.id}</title>"
-            f"<h1>cc-ci job {job.id}</h1><table>{table}</table><ul>{links}</ul></html>"
-        )
-
-    async def _health(self, request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(self.jobs.counts))
-
-
-async def _bounded_body(request: Request) -> bytes | None:
-    """The request's body, or None as soon as it is past ``_MAX_BODY`` — by its
-    Content-Length before anything is read, else while it streams in (chunked): the rest
-    is never read."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > _MAX_BODY:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_BODY:
-            return None
-    return bytes(body)
-
 
 def serve(config: Config) -> int:
     """Run the service until SIGINT/SIGTERM."""
@@ -578,7 +417,7 @@ def serve(config: Config) -> int:
     host, _, port = config.listen.rpartition(":")
     server = uvicorn.Server(
         uvicorn.Config(
-            service.app(),
+            web.app(service.jobs, service.receive, config.secret, service.site_dir),
             host=host or "127.0.0.1",
             port=int(port),
             log_level="warning",

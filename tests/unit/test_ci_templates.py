@@ -77,7 +77,7 @@ def test_the_template_runs_only_the_dispatched_job_and_pastes_nothing(
     assert events in (["manual"], "manual", ["custom"], "custom")  # never a push or a PR
     commands = [c for step in _steps(doc) for c in step["commands"]]
     assert commands[-1] == "cc-ci job"
-    job = job_variables("r", "https://forge/o/r.git", "0" * 40, [], "0" * 40, None, None)
+    job = job_variables("r", "https://forge/o/r.git", "0" * 40, [], "0" * 40, None, None, False)
     runner = Runner(tmp_path, tmp_path, tmp_path, 60, 60)
     dispatcher = Dispatcher(None, "o/cc-ci", "main", runner)  # type: ignore[arg-type]
     carried = set(dispatcher.variables(1, job))

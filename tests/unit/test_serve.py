@@ -9,20 +9,22 @@ import hmac
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.proc import SYSTEM_PATH
-from harness.serve import verdict
+from harness.serve import verdict, web
 from harness.serve.command import Command, UsageError, parse, signed
 from harness.serve.forge import Forge, ForgeError
 from harness.serve.jobs import Jobs
+from harness.serve.payloads import Comment, Push, command_in
 from harness.serve.runner import JOB_ENV, Runner
-from harness.serve.service import Comment, Push, command_in
-from tests.fake_gitea import TOKEN, FakeGitea
+from tests.fake_gitea import TOKEN, FakeGitea, free_port, serve_in_thread
 
 SECRET = "s3cret"
 
@@ -664,3 +666,71 @@ def test_a_forge_read_is_tried_three_times_and_a_new_comment_once() -> None:
     assert slept == [1.0, 2.0] * 2
     assert [m for m, _ in fake.requests] == ["GET"] * 6 + ["POST", "GET"]
     assert not fake.comments
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[httpx.Client, Jobs]]:
+    """The service's web app on loopback over a real job queue, deliveries recorded as the
+    service records them; a client of it."""
+    jobs = Jobs(tmp_path / "jobs.sqlite")
+
+    def receive(event: Comment | Push) -> bool:
+        if isinstance(event, Push):
+            return jobs.receive_push(event.repo, event.branch, event.sha, event.pusher)
+        return jobs.receive(event.comment_id, event.repo, event.pr, event.user, event.body)
+
+    port = free_port()
+    server = serve_in_thread(web.app(jobs, receive, SECRET, tmp_path / "site"), port, "the app")
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        yield client, jobs
+    server.should_exit = True
+
+
+def _deliver(client: httpx.Client, body: bytes, event: str = "issue_comment", **headers: str):
+    signature = {"x-gitea-signature": _sign(body)} | headers
+    return client.post("/hook", content=body, headers={"x-gitea-event": event, **signature})
+
+
+def test_the_hook_answers_each_delivery_as_it_deserves(
+    served: tuple[httpx.Client, Jobs],
+) -> None:
+    client, jobs = served
+    comment = json.dumps(_payload()).encode()
+    too_large = _deliver(client, b" " * ((1 << 20) + 1))
+    assert (too_large.status_code, too_large.headers["connection"]) == (413, "close")
+    unsigned = _deliver(client, comment, **{"x-gitea-signature": _sign(comment, "other")})
+    assert (unsigned.status_code, unsigned.json()) == (401, {"error": "signature missing or wrong"})
+    not_json = _deliver(client, b"{nope")
+    assert not_json.status_code == 400
+    assert not_json.json()["error"].startswith("not a comment delivery: ")
+    ignored = _deliver(client, comment, event="issues")
+    assert (ignored.status_code, ignored.json()) == (
+        200,
+        {"ignored": "event issues is not a comment or a push"},
+    )
+    assert jobs.counts() == {}
+    first, again = _deliver(client, comment), _deliver(client, comment)
+    assert (first.status_code, first.json()) == (202, {"received": True})
+    assert (again.status_code, again.json()) == (200, {"received": False})  # seen before
+    assert _deliver(client, json.dumps(_push()).encode(), event="push").status_code == 202
+    assert client.get("/healthz").json() == {"received": 2}
+
+
+def test_a_jobs_page_shows_it_escaped_and_a_job_there_is_not_is_404(
+    tmp_path: Path, served: tuple[httpx.Client, Jobs]
+) -> None:
+    client, jobs = served
+    jobs.receive(77, "recipes/radicale", 3, "ann", "!testme")
+    [job] = jobs.in_state("received")
+    jobs.finish(job.id, "failure", "install: <script>alert(1)</script>", str(tmp_path / "r1"))
+    page = client.get(f"/jobs/{job.id}")
+    assert page.status_code == 200
+    assert f"<title>cc-ci job {job.id}</title>" in page.text
+    assert "<tr><th>repository</th><td>recipes/radicale #3</td></tr>" in page.text
+    assert "<td>failure</td>" in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert "the run" not in page.text  # not published (yet)
+    (tmp_path / "site" / "runs" / "r1").mkdir(parents=True)
+    assert '<a href="../runs/r1/index.html">the run</a>' in client.get(f"/jobs/{job.id}").text
+    missing = client.get("/jobs/999")
+    assert (missing.status_code, missing.text) == (404, "<h1>no such job</h1>")
