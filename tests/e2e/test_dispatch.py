@@ -77,7 +77,8 @@ def test_a_dispatched_job_runs_as_one_pipeline_through_a_lost_answer_and_a_resta
     assert run.variables["CCCI_SHA"] == sha
     assert run.variables["CCCI_RECIPE"] == "webapp"
     assert run.variables["CCCI_JOB"].endswith(":1")
-    assert run.exit_code == 0, fake.agent.outputs  # type: ignore[attr-defined]
+    assert isinstance(fake.agent, ShellAgent)
+    assert run.exit_code == 0, fake.agent.outputs
     assert final["status"] == "success", (final, service.log.read_text())
     assert final["description"].startswith("level 2/5"), final
     replies = [c for c in forge.comments_on(repo, 1) if c["user"]["login"] == "cc-ci-bot"]

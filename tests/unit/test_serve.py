@@ -373,7 +373,9 @@ def test_a_base_run_is_the_latest_finished_run_of_the_recipe_at_the_base_branch(
     (tmp_path / "job-2").mkdir()
     (tmp_path / "job-2" / "results.json").write_text("{broken")
     assert verdict.base_run(tmp_path, "webapp", "main", None) == newest
-    assert verdict.base_run(tmp_path, "webapp", "main", newest).name == "a"  # type: ignore[union-attr]
+    older = verdict.base_run(tmp_path, "webapp", "main", newest)
+    assert older is not None
+    assert older.name == "a"
     assert verdict.base_run(tmp_path, "webapp", "develop", None) is None
 
 
@@ -686,7 +688,9 @@ def served(tmp_path: Path) -> Iterator[tuple[httpx.Client, Jobs]]:
     server.should_exit = True
 
 
-def _deliver(client: httpx.Client, body: bytes, event: str = "issue_comment", **headers: str):
+def _deliver(
+    client: httpx.Client, body: bytes, event: str = "issue_comment", **headers: str
+) -> httpx.Response:
     signature = {"x-gitea-signature": _sign(body)} | headers
     return client.post("/hook", content=body, headers={"x-gitea-event": event, **signature})
 
