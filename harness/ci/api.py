@@ -87,11 +87,11 @@ class Api:
     def close(self) -> None:
         self._http.close()
 
-    def read(self, path: str, deadline: Deadline, **params: Any) -> Any:
+    def read(self, path: str, deadline: Deadline, **params: str | int) -> Any:
         """``GET path`` as JSON, retried with backoff until ``deadline`` while the answer is
         5xx, 204, empty or missing. 401/403 and 404 end it at once."""
 
-        def answered() -> tuple[bool, Any]:
+        def answered() -> tuple[bool, object]:
             try:
                 answer = self._http.get(path, params=params or None)
             except httpx.HTTPError as exc:
@@ -116,11 +116,13 @@ class Api:
             raise CannotWatch(f"{self.engine}: GET {path}: still {got} at the deadline")
         return got
 
-    def trigger(self, path: str, **kw: Any) -> Any:
+    def trigger(
+        self, path: str, *, json: object = None, params: Mapping[str, str] | None = None
+    ) -> object:
         """One POST, never repeated; its JSON, or ``None`` when the outcome is unknown (no
         answer, or a 5xx: the pipeline may exist all the same)."""
         try:
-            answer = self._http.post(path, **kw)
+            answer = self._http.post(path, json=json, params=params)
         except httpx.HTTPError:
             return None
         if answer.status_code >= 500:

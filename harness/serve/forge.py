@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
@@ -53,14 +53,21 @@ class Forge:
         self._http.close()
 
     def _call(
-        self, method: str, path: str, *, retry: bool = True, ok: tuple[int, ...] = (), **kw: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        retry: bool = True,
+        ok: tuple[int, ...] = (),
+        json: object = None,
+        params: Mapping[str, str | int] | None = None,
     ) -> httpx.Response:
         """One call, tried up to ``_ATTEMPTS`` times (``retry``) while the forge does not
         answer or answers 5xx; a success or an ``ok`` status is the answer."""
 
         def answered() -> tuple[bool, httpx.Response | ForgeError]:
             try:
-                answer = self._http.request(method, path, **kw)
+                answer = self._http.request(method, path, json=json, params=params)
             except httpx.HTTPError as exc:
                 lost = ForgeError(f"{method} {path}: {type(exc).__name__}")
                 lost.__cause__ = exc
