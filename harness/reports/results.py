@@ -31,7 +31,6 @@ __all__ = [
     "TierResult",
     "compare",
     "level",
-    "load",
     "previous_run",
     "read",
     "rungs_of",
@@ -297,16 +296,10 @@ class Record:
         return self.rungs.get(name, Rung("unver"))
 
 
-def load(run_dir: Path) -> dict[str, Any]:
-    """The results.json of a run dir (or the file itself), as it is."""
-    path = run_dir if run_dir.name == "results.json" else run_dir / "results.json"
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
-
-
 def read(run_dir: Path) -> Record:
     """The results of a run dir (or the results.json itself), read as a ``Record``."""
-    return Record.of(load(run_dir))
+    path = run_dir if run_dir.name == "results.json" else run_dir / "results.json"
+    return Record.of(json.loads(path.read_text()))
 
 
 def summary_table(documents: list[tuple[Path, Record]]) -> str:

@@ -21,6 +21,7 @@ from harness.ci.watch import follow
 from harness.deadline import Deadline, poll
 from harness.files import read_or_make, write_atomic
 from harness.redact import redact
+from harness.reports.results import Record
 from harness.serve.runner import LISTED_ENV, Outcome, Runner, outcome_of, reporter
 
 __all__ = ["Dispatcher", "job_variables", "service_id"]
@@ -80,7 +81,7 @@ class Dispatcher:
         self,
         job_id: int,
         job: Mapping[str, str],
-        progress: Callable[[dict[str, Any]], None],
+        progress: Callable[[Record], None],
         stop: Callable[[], bool],
     ) -> Outcome:
         """Start (or adopt) the job's pipeline and follow it to its end; ``job`` is what

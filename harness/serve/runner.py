@@ -34,7 +34,7 @@ from harness.errors import CatalogueError, last_line
 from harness.lifecycle import janitor
 from harness.proc import start
 from harness.recipe.catalogue import git
-from harness.reports.results import load
+from harness.reports.results import Record, read
 from harness.serve.command import Command, UsageError, parse
 from harness.serve.jobs import Verdict
 
@@ -206,7 +206,7 @@ class Runner:
         tiers: tuple[str, ...] | None,
         upgrade_from: str | None,
         listed: bool,
-        progress: Callable[[dict[str, Any]], None],
+        progress: Callable[[Record], None],
         stop: Callable[[], bool],
     ) -> Outcome:
         """Run the job's ``cc-ci run`` to its end (or its deadline, or the service's stop);
@@ -251,7 +251,7 @@ def _has(repo: Path, sha: str) -> bool:
     return True
 
 
-def reporter(runs: Path, progress: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+def reporter(runs: Path, progress: Callable[[Record], None]) -> Callable[[], None]:
     """A call that hands the run's results.json (under ``runs``) to ``progress`` whenever
     its tiers changed since the last call."""
     seen: list[Any] = [None]
@@ -259,11 +259,11 @@ def reporter(runs: Path, progress: Callable[[dict[str, Any]], None]) -> Callable
     def report() -> None:
         for path in runs.glob("*/results.json"):
             try:
-                doc = load(path)
+                doc = read(path)
             except (OSError, ValueError):  # being written: the next call reads it
                 continue
-            if doc["tiers"] != seen[0]:
-                seen[0] = doc["tiers"]
+            if doc.tiers != seen[0]:
+                seen[0] = doc.tiers
                 progress(doc)
             return
 
@@ -285,7 +285,7 @@ def _end(process: subprocess.Popen[bytes]) -> None:
 
 def outcome_of(runs: Path, output: Path, killed_for: str) -> Outcome:
     found = sorted(runs.glob("*/results.json"))
-    doc = load(found[-1]) if found else None
+    doc = read(found[-1]) if found else None
     run_dir = found[-1].parent if found else None
     if killed_for:
         stopped = killed_for == _STOPPED
@@ -295,16 +295,16 @@ def outcome_of(runs: Path, output: Path, killed_for: str) -> Outcome:
         cause = next((t for t in reversed(tail) if t.startswith("cc-ci")), tail[-1] if tail else "")
         return Outcome("error", f"infra: the run did not start: {cause[:200]}", None)
     infra = [
-        f"{tier}: {result['reason']}"
-        for tier, result in doc["tiers"].items()
-        if result.get("failure_class") == "infra"
+        f"{tier}: {result.reason}"
+        for tier, result in doc.tiers.items()
+        if result.failure_class == "infra"
     ]
-    level = f"level {doc['level']}/5"
+    level = f"level {doc.level}/5"
     if infra:
         return Outcome("error", f"{level}, infra: {last_line(infra[0])[:200]}", run_dir)
-    if doc["level"] >= doc["expected_level"]:
+    if doc.level >= doc.expected_level:
         return Outcome("success", level, run_dir)
-    return Outcome("failure", f"{level}, expected {doc['expected_level']}", run_dir)
+    return Outcome("failure", f"{level}, expected {doc.expected_level}", run_dir)
 
 
 def kill_leftovers(state_dir: Path) -> list[int]:
@@ -382,6 +382,6 @@ def run_dispatched(env: Mapping[str, str], recipes_dir: Path) -> Outcome:
     )
 
 
-def _print_tiers(doc: dict[str, Any]) -> None:
-    tiers = ", ".join(f"{tier} {result['status']}" for tier, result in doc["tiers"].items())
+def _print_tiers(doc: Record) -> None:
+    tiers = ", ".join(f"{tier} {result.status}" for tier, result in doc.tiers.items())
     print(f"cc-ci: {tiers}", flush=True)

@@ -20,13 +20,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from harness.ci.api import Api
 from harness.errors import CcciError
 from harness.lifecycle import janitor
 from harness.reports import card, site
-from harness.reports.results import load
+from harness.reports.results import Record, read
 from harness.serve import verdict, web
 from harness.serve.command import USAGE, Command, UsageError, context, parse
 from harness.serve.dispatch import Dispatcher, job_variables
@@ -204,7 +203,7 @@ class Service:
         )
         self._edit(job, verdict.running(job.commenter, job.options, sha, None))
 
-        def progress(doc: dict[str, Any]) -> None:
+        def progress(doc: Record) -> None:
             self._edit(job, verdict.running(job.commenter, job.options, sha, doc))
 
         if self.dispatcher is not None:  # the pipeline fetches and runs it on an agent
@@ -269,13 +268,13 @@ class Service:
             return
         base_ref = job.base_ref or ""
         run_dir = Path(job.run_dir) if job.run_dir else None
-        doc = load(run_dir) if run_dir and (run_dir / "results.json").is_file() else None
+        doc = read(run_dir) if run_dir and (run_dir / "results.json").is_file() else None
         base_dir = (
-            verdict.base_run(self.config.runs_dir, doc["recipe"], base_ref, run_dir)
+            verdict.base_run(self.config.runs_dir, doc.recipe, base_ref, run_dir)
             if doc and base_ref
             else None
         )
-        base = load(base_dir) if base_dir else None
+        base = read(base_dir) if base_dir else None
         links, card_url = [("job", self._page(job.id))], None
         public = self.site_dir / "runs" / run_dir.name if run_dir is not None else None
         if run_dir is not None and public is not None and public.is_dir():

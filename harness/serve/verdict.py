@@ -9,11 +9,10 @@ string is cut to one line and kept out of markdown structure.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
-from harness.reports.results import RUNGS
+from harness.reports.results import RUNGS, Record, read
 
 __all__ = [
     "base_run",
@@ -24,7 +23,13 @@ __all__ = [
     "superseded",
 ]
 
-ARTIFACTS = ("results.json", "trace.json", "harness.log", "screenshot.png")  # linked
+ARTIFACTS = (  # linked from the comment
+    "results.json",
+    "trace.json",
+    "harness.log",
+    "screenshot.png",
+    "browser-blocked.txt",
+)
 _MARK = {"pass": "✅ pass", "fail": "❌ fail", "skip": "⏭️ skip", "unver": "❔ unver"}
 
 
@@ -54,10 +59,10 @@ def refused(who: str, why: str) -> str:
     return f"**cc-ci** @{who}: {why}"
 
 
-def running(who: str, options: str, sha: str, doc: dict[str, Any] | None) -> str:
+def running(who: str, options: str, sha: str, doc: Record | None) -> str:
     lines = [f"{_head(who, options)}: 🏃 running on `{sha[:8]}`."]
     if doc:
-        done = [f"{t} {_MARK.get(r['status'], r['status'])}" for t, r in doc["tiers"].items()]
+        done = [f"{t} {_MARK.get(r.status, r.status)}" for t, r in doc.tiers.items()]
         lines.append("Tiers so far: " + ", ".join(done))
     return "\n\n".join(lines)
 
@@ -69,30 +74,25 @@ def base_run(runs_dir: Path, recipe: str, base_ref: str, exclude: Path | None) -
         if exclude is not None and path.parent == exclude:
             continue
         try:
-            doc = json.loads(path.read_text())
+            doc = read(path)
         except (OSError, ValueError):
             continue
-        refs = doc.get("refs") or {}
-        if (
-            doc.get("recipe") == recipe
-            and doc.get("finished")
-            and refs.get("candidate") == base_ref
-        ):
-            found.append((str(doc["finished"]), path.parent))
+        if doc.recipe == recipe and doc.finished and doc.refs.get("candidate") == base_ref:
+            found.append((doc.finished, path.parent))
     return max(found)[1] if found else None
 
 
-def _comparison(doc: dict[str, Any], base: dict[str, Any] | None, base_ref: str) -> list[str]:
+def _comparison(doc: Record, base: Record | None, base_ref: str) -> list[str]:
     if base is None:
         return [f"No run of `{_line(base_ref, 60)}` to compare with yet."]
-    change = doc["level"] - base["level"]
+    change = doc.level - base.level
     said = f"{change:+d}" if change else "same"
-    lines = [f"Against `{_line(base_ref, 60)}`: level {base['level']} → {doc['level']} ({said})."]
-    for tier, now in doc["tiers"].items():  # the tiers that ran both times
-        before = base["tiers"].get(tier) or {}
-        ran = {before.get("status"), now.get("status")} <= {"pass", "fail"}
-        if ran and before.get("duration") and now.get("duration"):
-            was, took = before["duration"], now["duration"]
+    lines = [f"Against `{_line(base_ref, 60)}`: level {base.level} → {doc.level} ({said})."]
+    for tier, now in doc.tiers.items():  # the tiers that ran both times
+        before = base.tiers.get(tier)
+        ran = before is not None and {before.status, now.status} <= {"pass", "fail"}
+        if ran and before is not None and before.duration and now.duration:
+            was, took = before.duration, now.duration
             lines.append(f"- {tier}: {was:.1f}s → {took:.1f}s ({took / was:.2f}x)")
     return lines
 
@@ -103,8 +103,8 @@ def final(
     sha: str,
     verdict: str,
     summary: str,
-    doc: dict[str, Any] | None,
-    base: dict[str, Any] | None,
+    doc: Record | None,
+    base: Record | None,
     base_ref: str,
     links: list[tuple[str, str]],
     card_url: str | None = None,
@@ -114,13 +114,13 @@ def final(
     if doc is not None:
         table = ["| rung | status | reason |", "|---|---|---|"]
         for rung in RUNGS:
-            cell = doc["rungs"].get(rung, {"status": "unver", "reason": ""})
-            reason = _line(cell.get("reason") or "")
-            table.append(f"| {rung} | {_MARK.get(cell['status'], cell['status'])} | {reason} |")
+            cell = doc.rung(rung)
+            reason = _line(cell.reason)
+            table.append(f"| {rung} | {_MARK.get(cell.status, cell.status)} | {reason} |")
         lines.append("\n".join(table))
         lines.append("\n".join(_comparison(doc, base, base_ref)))
     if card_url:
-        level = f"level {doc['level']} of 5" if doc else "the run"
+        level = f"level {doc.level} of 5" if doc else "the run"
         lines.insert(1, f"[![cc-ci: {level}]({card_url})]({links[0][1]})")
     if links:
         lines.append(" · ".join(f"[{name}]({url})" for name, url in links))

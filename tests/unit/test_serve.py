@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.proc import SYSTEM_PATH
+from harness.reports.results import Record
 from harness.serve import verdict, web
 from harness.serve.command import Command, UsageError, parse, signed
 from harness.serve.forge import Forge, ForgeError
@@ -296,29 +297,31 @@ def test_the_queue_position_counts_what_is_ahead(tmp_path: Path) -> None:
 # -- the comment -----------------------------------------------------------------------------
 
 
-def _doc(reason: str) -> dict[str, object]:
+def _doc(reason: str, level: int = 1) -> Record:
     rung = {"status": "pass", "reason": ""}
-    return {
-        "recipe": "webapp",
-        "level": 1,
-        "expected_level": 2,
-        "rungs": {
-            "install": rung,
-            "upgrade": {"status": "fail", "reason": reason},
-            "backup_restore": {"status": "unver", "reason": "not run"},
-            "custom": {"status": "unver", "reason": "not run"},
-            "lint": rung,
-        },
-        "tiers": {
-            "install": {"status": "pass", "duration": 10.0},
-            "upgrade": {"status": "fail", "duration": 4.0},
-            "backup": {"status": "skip", "duration": 0.1},
-        },
-    }
+    return Record.of(
+        {
+            "recipe": "webapp",
+            "expected_level": 2,
+            "rungs": {
+                "install": rung,
+                "upgrade": {"status": "fail", "reason": reason},
+                "backup_restore": {"status": "unver", "reason": "not run"},
+                "custom": {"status": "unver", "reason": "not run"},
+                "lint": rung,
+            },
+            "tiers": {
+                "install": {"status": "pass", "duration": 10.0},
+                "upgrade": {"status": "fail", "duration": 4.0},
+                "backup": {"status": "skip", "duration": 0.1},
+            },
+        }
+        | {"level": level}
+    )
 
 
 def test_the_final_comment_has_the_level_a_rung_table_the_comparison_and_links() -> None:
-    base = _doc("") | {"level": 2}
+    base = _doc("", level=2)
     body = verdict.final(
         "ann",
         "",
@@ -361,7 +364,7 @@ def test_a_base_run_is_the_latest_finished_run_of_the_recipe_at_the_base_branch(
     def run(name: str, recipe: str, ref: str, finished: str | None) -> Path:
         path = tmp_path / "job-1" / name
         path.mkdir(parents=True)
-        doc = {"recipe": recipe, "refs": {"candidate": ref}, "finished": finished}
+        doc = {"recipe": recipe, "refs": {"candidate": ref}, "finished": finished, "rungs": {}}
         (path / "results.json").write_text(json.dumps(doc))
         return path
 
