@@ -48,9 +48,9 @@ def _meta(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from harness.lifecycle.planning import plan_app
     from harness.lifecycle.platform import detect
     from harness.recipe.appenv import app_env, identity
-    from harness.recipe.plan import make_plan
 
     checkout = args.checkout.resolve()
     if not (checkout / "compose.yml").is_file():
@@ -62,7 +62,7 @@ def _plan(args: argparse.Namespace) -> int:
     # The low-port rule applies where the platform publishes the recipe's own ports.
     publishes = detect().ipvs
     print(f"identity: {recipe} (from {source})")
-    plan = make_plan(recipe, checkout, env, sample, publishes_ports=publishes)
+    plan = plan_app(recipe, checkout, env, sample, publishes_ports=publishes)
     print(plan.describe())
     return 2 if plan.policy else 0  # the policy refuses it: a run would not deploy it
 

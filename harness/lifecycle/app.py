@@ -22,12 +22,13 @@ from harness.errors import MetaError, PlanError, StampError, last_line
 from harness.lifecycle import backup, deploy, deps
 from harness.lifecycle.converge import Converged, converge, settle, watch
 from harness.lifecycle.hooks import HookCtx, call, load_deps, raised, verdict
+from harness.lifecycle.planning import plan_app
 from harness.lifecycle.platform import Stamp, deploy_config, limits
 from harness.lifecycle.waits import HookProbe, HttpHealth, wait_for
 from harness.recipe import catalogue, policy
 from harness.recipe.appenv import app_env, identity
 from harness.recipe.catalogue import Checkout
-from harness.recipe.plan import Plan, make_plan
+from harness.recipe.plan import Plan
 from harness.reports import progress
 from harness.swarm import Stack, ensure_images
 
@@ -143,7 +144,7 @@ class App:
             self.env["COMPOSE_FILE"] += f":{run.recipe.overlay.name}"
             release = None
         with run.tracer.span("plan", app=self.name, sha=self.tree.sha):
-            plan = self.plan = make_plan(
+            plan = self.plan = plan_app(
                 recipe,
                 self.tree.path,
                 self.env,

@@ -1,8 +1,9 @@
 """The deploy plan of an app: what `docker stack deploy` will be asked to create.
 
-The merged, interpolated config comes from ``docker stack config`` — the very loader
-``docker stack deploy`` uses, asked of the swarm seam (it needs no engine) — so the plan
-cannot disagree with the deploy. On top of it
+``resolve`` reads and interpolates the compose files for the CLI; the caller has them
+merged by ``docker stack config --skip-interpolation`` — the very loader ``docker stack
+deploy`` uses (``harness.lifecycle.planning`` asks the swarm seam) — and ``make_plan``
+plans from both, so the plan cannot disagree with the deploy. On top of the merged config
 cc-ci finds what that loader lets through silently: bad YAML named by file and line,
 unset variables, secrets used but not defined or without a version, config files that do
 not exist, services without an image.
@@ -20,9 +21,8 @@ from harness.errors import PlanError
 from harness.recipe import compose, policy
 from harness.recipe.appenv import EnvFile, utf8_text
 from harness.recipe.policy import Violation
-from harness.swarm import stack_config
 
-__all__ = ["Plan", "Resolved", "SecretPlan", "make_plan", "merged_config", "resolve"]
+__all__ = ["Plan", "Resolved", "SecretPlan", "compose_files", "make_plan", "resolve"]
 
 _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 MAX_SECRET_BYTES = 500 * 1024  # swarm's own bound on a secret's data
@@ -105,23 +105,26 @@ class Plan:
         return "\n".join(lines)
 
 
+def compose_files(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The compose files of an app's env (``COMPOSE_FILE``, else compose.yml)."""
+    return tuple(f for f in env.get("COMPOSE_FILE", "compose.yml").split(":") if f)
+
+
 def make_plan(
     recipe: str,
     checkout: Path,
     env: Mapping[str, str],
     sample: EnvFile,
+    resolved: Resolved,
+    config: dict[str, Any],
     *,
     publishes_ports: bool = True,
-    allowed: Collection[str] = (),
 ) -> Plan:
-    """Plan the deploy of ``checkout`` with ``env``; every defect raises one PlanError.
-    ``publishes_ports``: whether the platform publishes the recipe's own ports (for the
-    deploy policy's low-port rule); ``allowed``: the policy rules the recipe dir allows
-    (an ``env_file`` from outside the checkout is read only where ``outside-file`` is)."""
+    """Plan the deploy of ``checkout`` with ``env`` from its ``resolved`` compose files and
+    ``config``, what ``docker stack config`` merged of them; every defect raises one
+    PlanError. ``publishes_ports``: whether the platform publishes the recipe's own ports
+    (for the deploy policy's low-port rule)."""
     stack, domain = env["STACK_NAME"], env["DOMAIN"]
-    files = tuple(f for f in env.get("COMPOSE_FILE", "compose.yml").split(":") if f)
-    resolved = resolve(checkout, files, env, allowed)
-    config = stack_config(resolved.texts)
     problems: list[str] = []
     warnings = [
         f"variable {var} is not set ({', '.join(where)}); it becomes blank"
@@ -145,7 +148,7 @@ def make_plan(
         recipe=recipe,
         stack=stack,
         domain=domain,
-        compose_files=files,
+        compose_files=resolved.files,
         config=config,
         images=images,
         secrets=secrets,
@@ -172,6 +175,7 @@ def make_plan(
 class Resolved:
     """The compose files of an app, read and resolved by cc-ci for the CLI to merge."""
 
+    files: tuple[str, ...]  # as COMPOSE_FILE names them, in order
     documents: dict[str, Any]  # each file as written (scalars as text)
     texts: tuple[tuple[str, str], ...]  # (file, interpolated text, paths absolute)
     unset: dict[str, list[str]]  # variables used but set nowhere -> the files using them
@@ -215,12 +219,7 @@ def resolve(
         texts.append(
             (name, compose.dump(_inline_environment(document, env, checkout, read_outside)))
         )
-    return Resolved(documents, tuple(texts), unset, tuple(outside))
-
-
-def merged_config(checkout: Path, files: Sequence[str], env: Mapping[str, str]) -> Any:
-    """The merged config of ``files`` with ``env``, as the plan has it."""
-    return stack_config(resolve(checkout, files, env).texts)
+    return Resolved(tuple(files), documents, tuple(texts), unset, tuple(outside))
 
 
 def _absolute(workdir: Path, path: str) -> str:

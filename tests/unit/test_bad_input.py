@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import CatalogueError, PlanError
+from harness.lifecycle.planning import plan_app
 from harness.recipe import catalogue
 from harness.recipe.appenv import app_env
-from harness.recipe.plan import make_plan
 
 GOOD = """\
 version: "3.8"
@@ -25,7 +25,7 @@ services:
 
 def plan(checkout: Path, stack: str = "t_localhost") -> None:
     env, sample = app_env("t", checkout, "t.localhost", stack, {})
-    make_plan("t", checkout, env, sample)
+    plan_app("t", checkout, env, sample)
 
 
 def write(tmp_path: Path, compose: str, sample: str | bytes | None = "TYPE=t\n") -> Path:

@@ -14,9 +14,11 @@ import pytest
 import yaml
 
 from harness.errors import PlanError
+from harness.lifecycle.planning import plan_app
 from harness.recipe import compose
 from harness.recipe.appenv import app_env, parse_env
-from harness.recipe.plan import make_plan, merged_config
+from harness.recipe.plan import resolve
+from harness.swarm import stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "demo" / "recipes"
@@ -118,13 +120,13 @@ def _checkouts() -> list[tuple[str, Path, tuple[str, ...]]]:
 @pytest.mark.parametrize(("case", "checkout", "files"), _checkouts(), ids=lambda c: str(c))
 def test_the_merged_config_is_the_clis_own(case: str, checkout: Path, files: tuple) -> None:
     env, _ = app_env(case, checkout, "t.localhost", "t_localhost", {})
-    assert merged_config(checkout, files, env) == _cli_config(checkout, files, env)
+    assert stack_config(resolve(checkout, files, env).texts) == _cli_config(checkout, files, env)
 
 
 def test_every_interpolation_form_is_the_clis(tmp_path: Path) -> None:
     (tmp_path / "compose.yml").write_text(TRICKY)
     (tmp_path / "x.conf").write_text("x\n")
-    ours = merged_config(tmp_path, ("compose.yml",), ENV)
+    ours = stack_config(resolve(tmp_path, ("compose.yml",), ENV).texts)
     assert ours == _cli_config(tmp_path, ("compose.yml",), ENV)
     app = ours["services"]["app"]
     assert app["deploy"]["replicas"] == 2  # cast, as the CLI casts it
@@ -140,7 +142,7 @@ def test_a_bare_environment_key_never_comes_from_cc_cis_own_environment(tmp_path
     )
     os.environ["CCCI_CANARY"] = "cc-ci's own"
     try:
-        merged = merged_config(tmp_path, ("compose.yml",), {})
+        merged = stack_config(resolve(tmp_path, ("compose.yml",), {}).texts)
     finally:
         del os.environ["CCCI_CANARY"]
     assert merged["services"]["app"].get("environment") in (None, {})
@@ -176,7 +178,7 @@ def test_a_recipe_value_never_becomes_a_process_environment(
 ) -> None:
     checkout = _planted(tmp_path, sample, abra)
     env, parsed = app_env("hostile", checkout, "h.localhost", "h_localhost", {})
-    plan = make_plan("hostile", checkout, env, parsed)
+    plan = plan_app("hostile", checkout, env, parsed)
     assert plan.images == {"app": "cc-ci/busybox:bookworm"}  # planned by the real CLI
     assert not (tmp_path / "canary").exists()  # the checkout's `docker` never ran
 
@@ -198,7 +200,7 @@ def test_an_env_file_is_inlined_and_one_from_outside_is_never_read(tmp_path: Pat
     checkout = _planted(tmp_path, "TYPE=hostile\nSET=app\n", compose_text=text)
     (checkout / "app.env").write_text("# a comment\nFROM_FILE=a=b \nOWN=file\nSET\n")
     env, parsed = app_env("hostile", checkout, "h.localhost", "h_localhost", {})
-    plan = make_plan("hostile", checkout, env, parsed)
+    plan = plan_app("hostile", checkout, env, parsed)
     assert plan.config["services"]["app"]["environment"] == {
         "FROM_FILE": "a=b ",  # verbatim, as docker reads env files
         "OWN": "own",  # environment wins over env_file
@@ -216,7 +218,7 @@ def test_a_malformed_env_file_line_is_named_not_quoted(tmp_path: Path) -> None:
     (checkout / "app.env").write_text("OK=1\nsecret value with spaces=x\n")
     env, parsed = app_env("hostile", checkout, "h.localhost", "h_localhost", {})
     with pytest.raises(PlanError) as refused:
-        make_plan("hostile", checkout, env, parsed)
+        plan_app("hostile", checkout, env, parsed)
     assert str(refused.value) == "env_file app.env:2: not a KEY=value line"
 
 
@@ -227,7 +229,7 @@ def test_a_config_file_from_outside_is_named_by_the_policy_not_probed(tmp_path: 
     )
     checkout = _planted(tmp_path, "TYPE=hostile\n", compose_text=text)
     env, parsed = app_env("hostile", checkout, "h.localhost", "h_localhost", {})
-    plan = make_plan("hostile", checkout, env, parsed)  # no traceback, no "does not exist"
+    plan = plan_app("hostile", checkout, env, parsed)  # no traceback, no "does not exist"
     assert {(v.rule, v.service) for v in plan.policy} == {
         ("outside-file", "a"),
         ("outside-file", "b"),
@@ -256,7 +258,7 @@ def test_a_huge_compose_file_is_refused_by_its_size_before_it_is_read(tmp_path: 
         out.write("x-padding: |\n" + ("  " + "x" * 1022 + "\n") * 5000)
     env, parsed = app_env("hostile", checkout, "h.localhost", "h_localhost", {})
     with pytest.raises(PlanError, match=r"^compose.yml: \d+ bytes, over the 4 MiB"):
-        make_plan("hostile", checkout, env, parsed)
+        plan_app("hostile", checkout, env, parsed)
 
 
 def test_an_alias_bomb_is_refused() -> None:
@@ -280,7 +282,7 @@ def test_a_secret_longer_than_swarm_allows_is_refused(tmp_path: Path) -> None:
     with pytest.raises(
         PlanError, match=r"^SECRET_S_VERSION: length=1000000000 is over the 500 KiB"
     ):
-        make_plan("hostile", checkout, env, parsed)
+        plan_app("hostile", checkout, env, parsed)
 
 
 def test_cc_ci_plan_exits_2_when_the_policy_refuses(tmp_path: Path) -> None:

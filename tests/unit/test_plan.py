@@ -9,15 +9,16 @@ from pathlib import Path
 import pytest
 
 from harness.errors import PlanError
+from harness.lifecycle.planning import plan_app
 from harness.recipe.appenv import app_env
-from harness.recipe.plan import Plan, make_plan
+from harness.recipe.plan import Plan, compose_files, make_plan, resolve
 
 REAL = Path(__file__).resolve().parents[1] / "data" / "real-recipes"  # copies of shared/
 
 
 def plan_of(checkout: Path, **extra: str) -> Plan:
     env, sample = app_env(checkout.name, checkout, "t.localhost", "t_localhost", extra)
-    return make_plan(checkout.name, checkout, env, sample)
+    return plan_app(checkout.name, checkout, env, sample)
 
 
 def test_gaseous_plans_with_a_warning_for_the_unset_variable() -> None:
@@ -112,6 +113,28 @@ def test_good_recipe_plan(tmp_path: Path) -> None:
         True,
     )
     assert "db_password: t_localhost_db_password_v2" in plan.describe()
+
+
+def test_the_plan_is_made_from_the_merged_config_it_is_given(tmp_path: Path) -> None:
+    """make_plan runs nothing (recipe/ is pure): it plans from the merged config handed to
+    it, as the caller had ``docker stack config`` make it, never from a merge of its own."""
+    checkout = recipe(tmp_path, GOOD, "SECRET_DB_PASSWORD_VERSION=v2\n")
+    env, sample = app_env("t", checkout, "t.localhost", "t_localhost", {})
+    resolved = resolve(checkout, compose_files(env), env)
+    labels = {
+        "traefik.enable": "true",
+        "traefik.http.services.t.loadbalancer.server.port": "9090",
+        "coop-cloud.t_localhost.version": "2.0.0+2",
+    }
+    config = {"services": {"app": {"image": "given:1", "deploy": {"labels": labels}}}}
+    plan = make_plan("t", checkout, env, sample, resolved, config)
+    assert plan.config is config
+    assert plan.compose_files == ("compose.yml",)
+    assert plan.images == {"app": "given:1"}  # not the compose file's cc-ci/busybox
+    assert plan.web == ("app", 9090)
+    assert plan.version_label == "2.0.0+2"
+    assert plan.secrets == ()  # the given config defines none
+    assert plan.backup == {}
 
 
 @pytest.mark.parametrize(

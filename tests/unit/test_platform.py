@@ -11,6 +11,7 @@ import pytest
 
 from harness.errors import MetaError, PlanError
 from harness.lifecycle.deploy import render_deploy_file, secret_value
+from harness.lifecycle.planning import plan_app
 from harness.lifecycle.platform import (
     HOST_LABEL,
     RUN_LABEL,
@@ -23,7 +24,8 @@ from harness.lifecycle.platform import (
     run_labels,
 )
 from harness.recipe.appenv import app_env
-from harness.recipe.plan import Plan, SecretPlan, make_plan, merged_config
+from harness.recipe.plan import Plan, SecretPlan, resolve
+from harness.swarm import stack_config
 
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "recipes" / "radicale" / "1.0.0+3.1.9"
 
@@ -31,7 +33,7 @@ DEMO = Path(__file__).resolve().parents[2] / "demo" / "recipes" / "radicale" / "
 @pytest.fixture(scope="module")
 def plan() -> Plan:
     env, sample = app_env("radicale", DEMO, "r-1.localhost", "r-1_localhost", {})
-    return make_plan("radicale", DEMO, env, sample)
+    return plan_app("radicale", DEMO, env, sample)
 
 
 STAMP = Stamp(chaos=True, chaos_version="0123abcd+U")
@@ -113,7 +115,7 @@ def test_deploy_file_keeps_strings_strings_and_dollars_literal(tmp_path: Path) -
     assert '"2905e9"' in text  # bare, YAML 1.2 reads it as 2.905e+12
     assert "$$(cat /x)" in text  # deploy interpolates again: $ must stay escaped
     (tmp_path / "compose.yml").write_text(text)
-    merged = merged_config(tmp_path, ("compose.yml",), {})  # Docker's own loader
+    merged = stack_config(resolve(tmp_path, ("compose.yml",), {}).texts)  # Docker's own loader
     app = merged["services"]["app"]
     assert app["deploy"]["labels"] == {RUN_LABEL: "2905e9", "chaos-version": "12345e67"}
     assert app["command"][2] == 'echo "$(cat /x)"'
@@ -164,7 +166,8 @@ services:
 
 def _greedy(plan: Plan, tmp_path: Path, resources: dict[str, str]) -> tuple[dict, list[str]]:
     (tmp_path / "compose.yml").write_text(GREEDY)
-    merged = merged_config(tmp_path, ("compose.yml",), {})  # Docker's own loader, as plans are
+    # Docker's own loader, as plans are
+    merged = stack_config(resolve(tmp_path, ("compose.yml",), {}).texts)
     greedy = Plan(**{**plan.__dict__, "config": merged})
     return deploy_config(greedy, Platform("remote", ipvs=True), "r", STAMP, None, limits(resources))
 
@@ -221,7 +224,7 @@ def test_a_malformed_resource_is_named(name: str, value: str) -> None:
 def test_the_limits_deploy_on_docker_as_written(plan: Plan, tmp_path: Path) -> None:
     config, _ = deploy_config(plan, Platform("local", ipvs=False), "r", STAMP, 40123)
     (tmp_path / "deploy.yml").write_text(render_deploy_file(config))
-    merged = merged_config(tmp_path, ("deploy.yml",), {})
+    merged = stack_config(resolve(tmp_path, ("deploy.yml",), {}).texts)
     assert merged["services"]["app"]["deploy"]["resources"]["limits"] == {
         "cpus": "1",
         "memory": str(memory_bytes("1G")),

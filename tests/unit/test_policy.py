@@ -12,11 +12,13 @@ import pytest
 import yaml
 
 from harness.errors import MetaError
+from harness.lifecycle.planning import plan_app
 from harness.recipe import meta, policy
 from harness.recipe.appenv import app_env
 from harness.recipe.catalogue import DEFAULT_CATALOGUE
-from harness.recipe.plan import make_plan, merged_config
+from harness.recipe.plan import resolve
 from harness.recipe.policy import PolicyError
+from harness.swarm import stack_config
 
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "recipes"
 REAL = Path(__file__).resolve().parents[1] / "data" / "real-recipes"
@@ -57,7 +59,7 @@ volumes:
 
 def _config(tmp_path: Path, compose: str) -> dict:
     (tmp_path / "compose.yml").write_text(compose)
-    return merged_config(tmp_path, ("compose.yml",), {})
+    return stack_config(resolve(tmp_path, ("compose.yml",), {}).texts)
 
 
 def test_every_rule_names_the_service_and_the_value(tmp_path: Path) -> None:
@@ -284,7 +286,7 @@ def test_the_demo_recipes_need_no_allowance(release: str, tmp_path: Path) -> Non
     subprocess.run(["tar", "-x", "-C", str(tmp_path)], input=archive.stdout, check=True)
     env, sample = app_env(recipe, tmp_path, "d-1.localhost", "d-1_localhost", {})
     env.update({k: "v1" for k in sample.values if k.startswith("SECRET_")})
-    assert make_plan(recipe, tmp_path, env, sample).policy == ()
+    assert plan_app(recipe, tmp_path, env, sample).policy == ()
 
 
 @pytest.mark.parametrize("name", ["custom-php-2021", "gaseous"])
@@ -297,7 +299,7 @@ def test_the_real_recipes_need_no_allowance(name: str, tmp_path: Path) -> None:
     for missing in set(source["all_files_in_HEAD"]) - set(source["copied_files"]):
         (checkout / missing).touch()
     env, sample = app_env(name, checkout, "d-1.localhost", "d-1_localhost", {})
-    assert make_plan(name, checkout, env, sample).policy == ()
+    assert plan_app(name, checkout, env, sample).policy == ()
 
 
 def test_files_from_outside_the_checkout_are_named(tmp_path: Path) -> None:
@@ -331,7 +333,7 @@ def test_compose_files_and_env_samples_outside_are_never_read(tmp_path: Path) ->
     (checkout / ".env.sample").write_text("TYPE=r\n")
     env = {"STACK_NAME": "s", "DOMAIN": "d", "COMPOSE_FILE": "../secret.yml"}
     with pytest.raises(PolicyError, match=r"compose file \.\./secret\.yml"):
-        make_plan("r", checkout, env, app_env("r", checkout, "d", "s", {})[1])
+        plan_app("r", checkout, env, app_env("r", checkout, "d", "s", {})[1])
     (checkout / ".env.sample").unlink()
     os.symlink("/etc/hostname", checkout / ".env.sample")
     with pytest.raises(PolicyError, match=r"env file \.env\.sample -> /etc/hostname"):
