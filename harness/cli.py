@@ -153,11 +153,12 @@ class _Documents:
 
 
 def _lint(args: argparse.Namespace) -> int:
+    from harness.fetch import tags
     from harness.recipe.lint import lint, render_table, summary
 
     if not (args.checkout / "compose.yml").is_file():
         raise CcciError(f"{args.checkout}: not a recipe checkout (no compose.yml)")
-    findings = lint(args.checkout)
+    findings = lint(args.checkout, tags(args.checkout))
     print(render_table(findings))
     verdict = summary(findings)
     print(
@@ -311,7 +312,7 @@ def _watch(args: argparse.Namespace) -> int:
     from harness.ci.api import CannotWatch, connect
     from harness.ci.watch import EXIT, follow
     from harness.deadline import Deadline
-    from harness.recipe.catalogue import git
+    from harness.fetch import git
 
     try:
         repo = args.repo or _remote_repo(git("remote", "get-url", "origin", cwd=Path.cwd()))

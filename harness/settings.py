@@ -17,7 +17,7 @@ __all__ = ["OPTIONS", "Settings", "add_options", "ini_values", "of"]
 
 
 def _default_catalogue() -> str:
-    from harness.recipe.catalogue import DEFAULT_CATALOGUE
+    from harness.fetch import DEFAULT_CATALOGUE
 
     return DEFAULT_CATALOGUE
 

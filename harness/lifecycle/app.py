@@ -17,17 +17,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import proc
+from harness import fetch, proc
 from harness.errors import MetaError, PlanError, StampError, last_line
+from harness.fetch import Checkout
 from harness.lifecycle import backup, deploy, deps
 from harness.lifecycle.converge import Converged, converge, settle, watch
 from harness.lifecycle.hooks import HookCtx, call, load_deps, raised, verdict
 from harness.lifecycle.planning import plan_app
 from harness.lifecycle.platform import Stamp, deploy_config, limits
 from harness.lifecycle.waits import HookProbe, HttpHealth, wait_for
-from harness.recipe import catalogue, policy
+from harness.recipe import policy
 from harness.recipe.appenv import app_env, identity
-from harness.recipe.catalogue import Checkout
 from harness.recipe.plan import Plan
 from harness.reports import progress
 from harness.swarm import Stack, ensure_images
@@ -96,7 +96,7 @@ class App:
 
     def release_here(self) -> str | None:
         """The release tag at the checked-out commit, if there is one."""
-        found, _ = catalogue.releases(self.tree.path)
+        found, _ = fetch.releases(self.tree.path)
         at = [r.tag for r in found if r.sha == self.tree.sha]
         return at[-1] if at else None
 
@@ -180,7 +180,7 @@ class App:
             deploy.create_secrets(plan, run.id, run.name)
         with run.tracer.span("pull", app=self.name, policy=run.pull):
             seconds = run.deadline.bound(run.deadline.seconds)  # pulls too end with the run
-            pulls = catalogue.CACHE_DIR / "pulls"
+            pulls = fetch.CACHE_DIR / "pulls"
             ensure_images(plan.images, run.pull, pulls, seconds=seconds, say=progress.step)
 
     def launch(self, op: str, *, upgrade: bool = False) -> None:

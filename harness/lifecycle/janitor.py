@@ -34,9 +34,9 @@ from filelock import FileLock, Timeout
 
 from harness import proc
 from harness.errors import PlatformError
+from harness.fetch import CACHE_DIR
 from harness.lifecycle import teardown
 from harness.lifecycle.platform import HOST_LABEL, RUN_LABEL, host_id
-from harness.recipe.catalogue import CACHE_DIR
 from harness.swarm import labelled
 
 __all__ = ["Lease", "release_ports", "reserve_port", "sweep_dead_runs"]

@@ -31,8 +31,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import MetaError, PlatformError
+from harness.fetch import CACHE_DIR
 from harness.files import read_or_make
-from harness.recipe.catalogue import CACHE_DIR
 from harness.recipe.plan import Plan
 
 if TYPE_CHECKING:

@@ -17,16 +17,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness import fetch
 from harness.deadline import Deadline
 from harness.errors import CcciError
+from harness.fetch import Checkout
 from harness.lifecycle import deps, janitor, teardown
 from harness.lifecycle.app import App
 from harness.lifecycle.backup import Archive, Selection
 from harness.lifecycle.diskwatch import DiskWatch
 from harness.lifecycle.hooks import DEPS_FILE_ENV, call_named
 from harness.lifecycle.platform import RUN_LABEL, Platform, detect, disk_bound
-from harness.recipe import catalogue, manifest
-from harness.recipe.catalogue import Checkout
+from harness.recipe import manifest
 from harness.recipe.customization import Customization
 from harness.recipe.meta import TIERS
 from harness.recipe.policy import Violation
@@ -121,8 +122,8 @@ class Run:
         """Mirror the recipe and check out the candidate (once per run)."""
         if self.candidate is None:
             with self.tracer.span("fetch", catalogue=self.catalogue, ref=self.ref) as span:
-                self.mirror = catalogue.mirror(self.name, self.catalogue)
-                self.candidate = catalogue.checkout(self.mirror, self.ref, self.dir / "candidate")
+                self.mirror = fetch.mirror(self.name, self.catalogue)
+                self.candidate = fetch.checkout(self.mirror, self.ref, self.dir / "candidate")
                 span.context["sha"] = self.candidate.sha
             self.results.refs.update(candidate=self.candidate.ref, candidate_sha=self.candidate.sha)
             log.info("%s: candidate %s at %s", self.name, self.candidate.ref, self.candidate.short)
@@ -136,7 +137,7 @@ class Run:
         self.fetch()
         assert self.mirror is not None
         number = len(self.stacks)
-        tree = catalogue.checkout(self.mirror, ref, self.dir / f"app-{role}-{number}")
+        tree = fetch.checkout(self.mirror, ref, self.dir / f"app-{role}-{number}")
         port = janitor.reserve_port(self.id) if self.platform.name == "local" else None
         app = App.named(self, role, number, tree, port)
         self.apps[app.name] = app

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from harness import fetch
 from harness.errors import CatalogueError, MetaError, PlanError, RecipeError
 from harness.lifecycle import backup
 from harness.lifecycle.app import App
@@ -130,7 +131,7 @@ def upgrade_bases(run: Run) -> list[str]:
         return [run.upgrade_from]
     if run.meta.UPGRADE_FROM:
         return list(run.meta.UPGRADE_FROM)
-    found, other = catalogue.releases(candidate.path)
+    found, other = fetch.releases(candidate.path)
     if not found:
         hint = f" (tags found: {', '.join(other)})" if other else ""
         raise Unverifiable(
@@ -330,7 +331,7 @@ def lint(run: Run) -> dict[str, Any]:
     """Lint the pristine candidate checkout (no app deploys from it, nothing touches it)."""
     candidate = run.fetch()
     with run.tracer.span("lint"):
-        findings = lint_recipe(candidate.path)
+        findings = lint_recipe(candidate.path, fetch.tags(candidate.path))
         log.info("lint of %s at %s:\n%s", run.name, candidate.short, render_table(findings))
     run.results.lint = lint_summary(findings)
     if run.results.lint["status"] == "fail":

@@ -1,6 +1,7 @@
 """The Co-op Cloud recipe lint rules, natively: same ids, severities and meaning as abra's.
 
-Run on a pristine checkout of the tested ref (never a tree the harness has touched).
+Run on a pristine checkout of the tested ref (never a tree the harness has touched), with
+its git tags as the caller listed them (``harness.fetch.tags``).
 The lint rung passes when no rule of ``error`` severity fails; ``warn`` rules are reported.
 R013 (the upstream repo exists) needs the network and is skipped here.
 """
@@ -8,16 +9,15 @@ R013 (the upstream repo exists) needs the network and is skipped here.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from harness.errors import CatalogueError
-from harness.recipe import catalogue
 from harness.recipe.appenv import abra_exports
+from harness.recipe.catalogue import Tag, parse_version
 
 __all__ = ["RULES", "Finding", "lint", "render_table", "summary"]
 
@@ -37,8 +37,9 @@ class Finding:
 class _Recipe:
     """What the rules look at: the compose files, raw; abra.sh; README; the git tags."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, tags: Sequence[Tag]) -> None:
         self.path = path
+        self._tags = tags
         self.composes: dict[str, dict[str, Any]] = {}
         for file in sorted(path.glob("compose*.yml")):
             try:
@@ -59,18 +60,11 @@ class _Recipe:
         return [f"{k}={v}" for k, v in labels.items()] if isinstance(labels, dict) else labels
 
     def tags(self) -> tuple[list[str], list[str]]:
-        """(annotated, lightweight) tag names; none outside a git repo."""
-        try:
-            out = catalogue.git(
-                "for-each-ref",
-                "refs/tags",
-                "--format=%(refname:short) %(objecttype)",
-                cwd=self.path,
-            )
-        except CatalogueError:
-            return [], []
-        pairs = [line.split() for line in out.splitlines() if line.strip()]
-        return [t for t, k in pairs if k == "tag"], [t for t, k in pairs if k != "tag"]
+        """(annotated, lightweight) tag names."""
+        return (
+            [t.name for t in self._tags if t.annotated],
+            [t.name for t in self._tags if not t.annotated],
+        )
 
 
 def _image_tag(image: str) -> str | None:
@@ -114,7 +108,7 @@ def r005(r: _Recipe) -> str:
 
 def r006(r: _Recipe) -> str:
     annotated, light = r.tags()
-    found = [t for t in annotated + light if catalogue.parse_version(t)]
+    found = [t for t in annotated + light if parse_version(t)]
     return "" if found else "no <semver>+<upstream> release tag"
 
 
@@ -213,8 +207,10 @@ RULES: tuple[tuple[str, str, str, Callable[[_Recipe], str | None]], ...] = (
 )
 
 
-def lint(path: Path) -> list[Finding]:
-    recipe = _Recipe(path)
+def lint(path: Path, tags: Sequence[Tag]) -> list[Finding]:
+    """The findings of every rule on the recipe checkout at ``path``, whose git tags are
+    ``tags`` (none outside a git repo)."""
+    recipe = _Recipe(path, tags)
     findings = []
     for rule, severity, description, check in RULES:
         problem = check(recipe)

@@ -31,9 +31,9 @@ from filelock import FileLock
 import harness
 from harness.deadline import Deadline, poll
 from harness.errors import CatalogueError, last_line
+from harness.fetch import git
 from harness.lifecycle import janitor
 from harness.proc import start
-from harness.recipe.catalogue import git
 from harness.reports.results import Record, read
 from harness.serve.command import Command, UsageError, parse
 from harness.serve.jobs import Verdict

@@ -10,8 +10,8 @@ from typing import Any
 import jsonschema
 import pytest
 
+from harness.fetch import DEFAULT_CATALOGUE
 from harness.lifecycle import teardown
-from harness.recipe.catalogue import DEFAULT_CATALOGUE
 from tests.conftest import Session, Workspace
 
 pytestmark = pytest.mark.e2e

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from harness import fetch
 from harness.errors import CatalogueError, PlanError
 from harness.lifecycle.planning import plan_app
-from harness.recipe import catalogue
 from harness.recipe.appenv import app_env
 
 GOOD = """\
@@ -85,6 +85,6 @@ def test_a_stack_name_overflow_names_the_swarm_name(tmp_path: Path) -> None:
 
 def test_an_unreachable_catalogue_url(tmp_path: Path) -> None:
     with pytest.raises(CatalogueError) as exc:
-        catalogue.mirror("radicale", "http://127.0.0.1:9/coop-cloud", cache_dir=tmp_path)
+        fetch.mirror("radicale", "http://127.0.0.1:9/coop-cloud", cache_dir=tmp_path)
     assert one_line(exc).startswith("git clone --quiet --mirror http://127.0.0.1:9/coop-cloud/")
     assert "Failed to connect to 127.0.0.1 port 9" in one_line(exc)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.recipe.lint import RULES, lint, summary
+from harness.fetch import tags
+from harness.recipe.catalogue import Tag
+from harness.recipe.lint import RULES, Finding, lint, summary
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "real-recipes"
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "recipes"
@@ -27,8 +29,13 @@ def repo(tmp_path: Path, source: Path, tags: dict[str, bool]) -> Path:
     return path
 
 
+def linted(path: Path) -> list[Finding]:
+    """Lint as cc-ci runs it: on the checkout, with the tags git lists of it."""
+    return lint(path, tags(path))
+
+
 def outcomes(path: Path) -> dict[str, str]:
-    return {f.rule: f.status for f in lint(path)}
+    return {f.rule: f.status for f in linted(path)}
 
 
 def test_traefik_lightweight_tag_fails_r014(tmp_path: Path) -> None:
@@ -36,7 +43,7 @@ def test_traefik_lightweight_tag_fails_r014(tmp_path: Path) -> None:
     assert found["R014"] == "fail"  # error severity: the lint rung fails
     assert found["R006"] == "fail"  # v2.4.8 is no <semver>+<upstream> release
     assert found["R013"] == "skip"  # offline
-    assert summary(lint(tmp_path / "traefik-2021"))["errors"] == ["R014"]
+    assert summary(linted(tmp_path / "traefik-2021"))["errors"] == ["R014"]
 
 
 def test_gaseous_untagged_and_latest_images(tmp_path: Path) -> None:
@@ -45,7 +52,7 @@ def test_gaseous_untagged_and_latest_images(tmp_path: Path) -> None:
     assert found["R004"] == "fail"  # gaseousserver:latest
     assert found["R002"] == "fail"  # no healthchecks
     assert found["R009"] == found["R010"] == found["R016"] == "pass"
-    assert summary(lint(tmp_path / "gaseous"))["status"] == "pass"  # warnings only
+    assert summary(linted(tmp_path / "gaseous"))["status"] == "pass"  # warnings only
 
 
 def test_custom_php_has_no_healthchecks_but_vendors_its_configs(tmp_path: Path) -> None:
@@ -58,7 +65,7 @@ def test_custom_php_has_no_healthchecks_but_vendors_its_configs(tmp_path: Path) 
 def test_r012_names_a_config_version_missing_from_abra_sh(tmp_path: Path) -> None:
     path = repo(tmp_path, DATA / "custom-php-2021", {})
     (path / "abra.sh").write_text("export NGINX_DEFAULT_CONF_VERSION=v6\n")
-    (finding,) = [f for f in lint(path) if f.rule == "R012"]
+    (finding,) = [f for f in linted(path) if f.rule == "R012"]
     assert finding.status == "fail"
     assert "PHP_UPLOADS_CONF_VERSION" in finding.detail
 
@@ -69,9 +76,19 @@ def test_demo_recipes_pass_every_error_rule(tmp_path: Path, recipe: str) -> None
     tree = tmp_path / recipe
     shutil.copytree(sorted((DEMO / recipe).iterdir())[0], tree)
     shutil.copytree(latest, tree, dirs_exist_ok=True)
-    verdict = summary(lint(repo(tmp_path / "git", tree, {latest.name: True})))
+    verdict = summary(linted(repo(tmp_path / "git", tree, {latest.name: True})))
     assert verdict["errors"] == []
     assert verdict["warnings"] == []
+
+
+def test_the_tags_are_the_ones_given(tmp_path: Path) -> None:
+    """lint runs no git: a plain copy, no repo, judged on the tags handed to it."""
+    shutil.copytree(DATA / "gaseous", tmp_path / "gaseous")
+    light = Tag("0.1.0+4.3.1", annotated=False, sha="0" * 40)
+    found = {f.rule: f.status for f in lint(tmp_path / "gaseous", [light])}
+    assert found["R006"] == "pass"  # a <semver>+<upstream> release tag
+    assert found["R014"] == "fail"  # but lightweight
+    assert {f.rule: f.status for f in lint(tmp_path / "gaseous", [])}["R006"] == "fail"
 
 
 def test_rule_table_is_complete() -> None:

@@ -230,6 +230,7 @@ def test_every_real_recipe_plans_and_lints_as_its_repository_holds_it(
     lints without an error — whatever its other defects."""
     import yaml
 
+    from harness.fetch import tags
     from harness.recipe.lint import lint, summary
 
     checkout = tmp_path / name
@@ -241,4 +242,4 @@ def test_every_real_recipe_plans_and_lints_as_its_repository_holds_it(
     plan = plan_of(checkout)
     assert plan.images
     assert "version label: " in plan.describe()
-    assert summary(lint(checkout))["status"] == "pass"
+    assert summary(lint(checkout, tags(checkout)))["status"] == "pass"

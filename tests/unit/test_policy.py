@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from harness.errors import MetaError
+from harness.fetch import DEFAULT_CATALOGUE
 from harness.lifecycle.planning import plan_app
 from harness.recipe import meta, policy
 from harness.recipe.appenv import app_env
-from harness.recipe.catalogue import DEFAULT_CATALOGUE
 from harness.recipe.plan import resolve
 from harness.recipe.policy import PolicyError
 from harness.swarm import stack_config

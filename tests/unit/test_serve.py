@@ -532,7 +532,7 @@ def _bare_with_tag(root: Path, owner: str, content: str) -> tuple[str, str]:
 def test_repos_of_the_same_name_keep_their_own_tags(tmp_path: Path) -> None:
     """Two owners' repos named webapp, each with its own 1.0.0+1: fetching one never
     replaces the other's tag, in the service's catalogue or in the run's mirror of it."""
-    from harness.recipe.catalogue import mirror, releases
+    from harness.fetch import mirror, releases
     from harness.serve.runner import Runner
 
     runner = Runner(tmp_path / "state", tmp_path / "runs", tmp_path / "recipes", 60.0, 60.0)
