@@ -30,7 +30,7 @@ from harness.lifecycle.run import Run
 from harness.lifecycle.tiers import RUNNERS, Unverifiable
 from harness.lifecycle.waits import EngineAnswers, wait_for
 from harness.recipe import customization, manifest
-from harness.recipe.meta import TIERS
+from harness.recipe.meta_keys import TIERS
 from harness.reports import progress
 from harness.reports.results import TierResult
 

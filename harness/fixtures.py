@@ -13,9 +13,13 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from harness.lifecycle.run import Run
+    from harness.recipe.meta import RecipeMeta
 
 
 @pytest.fixture
@@ -29,7 +33,7 @@ def _ccci_run(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def meta(_ccci_run: Any) -> Any:
+def meta(_ccci_run: Run) -> RecipeMeta:
     return _ccci_run.meta
 
 

@@ -82,7 +82,7 @@ def _value(config: pytest.Config, name: str) -> tuple[str | None, str]:
 
 
 def resolve(config: pytest.Config) -> Settings:
-    from harness.recipe.meta import TIERS
+    from harness.recipe.meta_keys import TIERS
     from harness.swarm import PULL_POLICIES
 
     catalogue, _ = _value(config, "catalogue")

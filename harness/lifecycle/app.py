@@ -271,11 +271,12 @@ class App:
                 )
                 span.context["url"] = health.url
                 wait_for(health, PROBE_WINDOW, self.run.deadline)
-            if meta.READY_PROBE is not None:
+            ready_probe = meta.READY_PROBE
+            if ready_probe is not None:
                 ctx = self.ctx(op)
                 ready = HookProbe(
                     "READY_PROBE",
-                    lambda: verdict(meta.READY_PROBE, ctx, seconds=PROBE_WINDOW),
+                    lambda: verdict(ready_probe, ctx, seconds=PROBE_WINDOW),
                     failing,
                 )
                 wait_for(ready, PROBE_WINDOW, self.run.deadline)

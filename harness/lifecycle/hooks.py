@@ -23,7 +23,8 @@ from harness.errors import CcciError, InfraError, MetaError, ProbeError, last_li
 from harness.lifecycle.platform import app_client
 from harness.lifecycle.waits import Wait, wait_for
 from harness.recipe.manifest import redact
-from harness.recipe.meta import defined_at
+from harness.recipe.meta import RecipeMeta
+from harness.recipe.meta_check import defined_at
 from harness.recipe.sandbox import bounded
 from harness.swarm import ExecResult, Stack
 
@@ -42,7 +43,7 @@ class HookCtx:
     domain: str
     base_url: str  # where the app answers; requests carry ``Host: domain``
     op: str  # the tier running the hook
-    meta: Any  # the loaded RecipeMeta
+    meta: RecipeMeta
     run_dir: Path
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     deps: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))

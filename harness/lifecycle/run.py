@@ -29,7 +29,7 @@ from harness.lifecycle.hooks import DEPS_FILE_ENV, call_named
 from harness.lifecycle.platform import RUN_LABEL, Platform, detect, disk_bound
 from harness.recipe import manifest
 from harness.recipe.customization import Customization
-from harness.recipe.meta import TIERS
+from harness.recipe.meta_keys import TIERS
 from harness.recipe.policy import Violation
 from harness.reports.results import Results, write_json
 from harness.reports.trace import Tracer
@@ -59,7 +59,7 @@ class Run:
     ) -> None:
         self.recipe = recipe
         self.name = recipe.recipe
-        self.meta: Any = recipe.meta
+        self.meta = recipe.meta
         self.catalogue, self.ref = catalogue, ref
         self.upgrade_from = upgrade_from  # the run's choice of base, over UPGRADE_FROM
         self.pull = pull  # the image pull policy: missing, always, never

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.recipe.customization import Customization
-from harness.recipe.meta import defined_at
+from harness.recipe.meta_check import defined_at
 
 __all__ = ["build", "redact", "render"]
 

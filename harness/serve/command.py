@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from harness.recipe.meta import TIERS
+from harness.recipe.meta_keys import TIERS
 
 __all__ = ["USAGE", "Command", "UsageError", "context", "parse", "signed"]
 

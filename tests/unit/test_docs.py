@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.recipe import meta
+from harness.recipe import meta_keys
 from harness.recipe.docs import KEY_TABLE_DOC, with_key_table
 
 
@@ -15,7 +15,7 @@ def test_key_table_in_docs_matches_registry() -> None:
 
 def test_every_key_has_a_row() -> None:
     text = KEY_TABLE_DOC.read_text()
-    for key in meta.KEYS:
+    for key in meta_keys.KEYS:
         assert f"| `{key.name}` |" in text
 
 

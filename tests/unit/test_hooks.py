@@ -13,13 +13,14 @@ import pytest
 from harness.errors import InfraError, MetaError
 from harness.lifecycle.hooks import HookCtx, load_deps, raised, verdict
 from harness.recipe import meta
+from harness.recipe.meta_check import check_hook_signature
 
 
 def test_signature_check_accepts_expected_and_optional_keywords() -> None:
     def pre_install(ctx, *, verbose=False):  # type: ignore[no-untyped-def]
         pass
 
-    meta.check_hook_signature(pre_install, ("ctx",), "pre_install")
+    check_hook_signature(pre_install, ("ctx",), "pre_install")
 
 
 def test_raised_names_the_hooks_own_file_and_line(tmp_path: Path) -> None:
@@ -55,14 +56,14 @@ def test_signature_check_names_definition_site() -> None:
         pass
 
     with pytest.raises(MetaError) as caught:
-        meta.check_hook_signature(pre_backup, ("ctx",), "pre_backup")
+        check_hook_signature(pre_backup, ("ctx",), "pre_backup")
     line = pre_backup.__code__.co_firstlineno
     assert str(caught.value).startswith(f"{__file__}:{line}: pre_backup must take (ctx)")
 
 
 def test_signature_check_refuses_uninspectable_callables() -> None:
     with pytest.raises(MetaError, match="must take"):
-        meta.check_hook_signature(len, ("ctx",), "READY_PROBE")
+        check_hook_signature(len, ("ctx",), "READY_PROBE")
 
 
 class _EchoHost(http.server.BaseHTTPRequestHandler):

@@ -1,17 +1,23 @@
-"""harness.recipe.meta: the registry, the one loader, and every error a recipe_meta.py can cause."""
+"""harness.recipe.meta (the one loader), meta_keys (the registry), meta_check (the checker),
+and every error a recipe_meta.py can cause."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
 import re
 import textwrap
+import types
+import typing
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
 from harness.errors import MetaError
-from harness.recipe import meta
+from harness.recipe import meta, meta_keys
 
 
 def write_meta(tmp_path: Path, source: str) -> Path:
@@ -226,7 +232,7 @@ def test_recipe_dir_without_recipe_meta_gets_defaults(tmp_path: Path) -> None:
     loaded = meta.load(tmp_path)
     assert loaded == meta.RecipeMeta()
     assert loaded.non_default() == {}
-    assert loaded.TIERS == meta.TIERS
+    assert loaded.TIERS == meta_keys.TIERS
 
 
 def test_deprecated_key_warns_but_loads(tmp_path: Path) -> None:
@@ -243,20 +249,38 @@ def test_current_keys_do_not_warn(tmp_path: Path) -> None:
         meta.load(tmp_path)
 
 
+def _as_loaded(annotation: typing.Any) -> typing.Any:
+    """What a key's annotation is of the loaded value: a dict is a read-only Mapping, its
+    keys (str, or a Literal of str) str."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return functools.reduce(operator.or_, map(_as_loaded, args))
+    if origin is dict:
+        key, value = args
+        assert key is str or all(isinstance(a, str) for a in typing.get_args(key)), key
+        return Mapping[str, value]
+    return annotation
+
+
 def test_recipe_meta_fields_are_exactly_the_registry() -> None:
+    """RecipeMeta is written out for the type checker; it cannot drift from the registry:
+    the same names in the same order, each typed as the key's value loads, its default."""
     fields = dataclasses.fields(meta.RecipeMeta)
-    assert [f.name for f in fields] == [k.name for k in meta.KEYS]
+    assert [f.name for f in fields] == [k.name for k in meta_keys.KEYS]
+    hints = typing.get_type_hints(meta.RecipeMeta)
     defaults = meta.RecipeMeta()
-    for key in meta.KEYS:
-        assert getattr(defaults, key.name) == key.default
+    for key in meta_keys.KEYS:
+        assert hints[key.name] == _as_loaded(key.annotation), key.name
+        assert getattr(defaults, key.name) == key.default, key.name
+        assert type(getattr(defaults, key.name)) is type(key.default), key.name
     assert dataclasses.is_dataclass(meta.RecipeMeta)
     assert meta.RecipeMeta.__dataclass_params__.frozen  # type: ignore[attr-defined]
 
 
 def test_registry_is_well_formed() -> None:
-    names = [k.name for k in meta.KEYS]
+    names = [k.name for k in meta_keys.KEYS]
     assert len(names) == len(set(names))
-    for key in meta.KEYS:
+    for key in meta_keys.KEYS:
         assert key.name.isupper(), key
         assert key.doc.strip(), key
         assert key.type is not None or key.hook_params is not None, key
