@@ -53,13 +53,13 @@ class RecipeDir(pytest.Directory):
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         try:
-            self.recipe = customization.read(self.path)
+            self.customization = customization.read(self.path)
         except MetaError as exc:
             raise self.CollectError(str(exc)) from None
         for tier in LIFECYCLE:
-            if tier in self.recipe.meta.TIERS:
+            if tier in self.customization.meta.TIERS:
                 yield TierItem.from_parent(self, name=tier, tier=tier)
-        for path in self.recipe.custom_tests:
+        for path in self.customization.custom_tests:
             yield CustomTests.from_parent(self, path=path)
         yield TierItem.from_parent(self, name="lint", tier="lint")
 
@@ -69,7 +69,7 @@ class RecipeDir(pytest.Directory):
         _terminate_like_interrupt()
         selected = [tier_of(i) for i in self.session.items if recipe_dir_of(i) is self]
         self.run = Run(
-            self.recipe,
+            self.customization,
             catalogue=chosen.catalogue,
             ref=chosen.ref,
             runs_root=chosen.runs_dir,
@@ -78,6 +78,7 @@ class RecipeDir(pytest.Directory):
             pull=chosen.pull,
             tiers=tuple(dict.fromkeys(selected)),
         )
+        self.run.capture_logs()
 
     def teardown(self) -> None:
         if self.run is not None:
@@ -85,7 +86,7 @@ class RecipeDir(pytest.Directory):
             run.close()
 
 
-class _Steps:
+class _ProgressLine:
     """The step of the tier in progress, on the terminal: on a TTY after pytest's progress
     on the same line, rewritten in place and erased before pytest writes again; otherwise
     a plain line per step (CI logs). Written past pytest's capture, straight to the
@@ -95,7 +96,7 @@ class _Steps:
         plugins = item.config.pluginmanager
         self.reporter = plugins.get_plugin("terminalreporter")
         self.capture = plugins.get_plugin("capturemanager")
-        self.recipe, self.tier = item.recipe_dir.recipe.recipe, item.tier
+        self.recipe, self.tier = item.recipe_dir.customization.recipe, item.tier
         self.shown, self.last = "", ""
 
     def __call__(self, text: str) -> None:
@@ -135,7 +136,9 @@ def show_customizations(session: pytest.Session) -> None:
         return
     for recipe_dir in dirs.values():
         reporter.write_line(
-            manifest.render(recipe_dir.recipe.recipe, manifest.build(recipe_dir.recipe))
+            manifest.render(
+                recipe_dir.customization.recipe, manifest.build(recipe_dir.customization)
+            )
         )
 
 
@@ -188,7 +191,7 @@ class TierItem(pytest.Item):
         return self.parent
 
     def runtest(self) -> None:
-        shown = _Steps(self)
+        shown = _ProgressLine(self)
         try:
             with progress.showing(shown):
                 self._runtest()
@@ -234,8 +237,8 @@ class TierItem(pytest.Item):
         results.end_tier(self.tier, TierResult("pass"))
         if self.tier == run.meta.EXPECT_FAIL:
             pytest.fail(
-                f"canary {self.recipe_dir.recipe.recipe} was designed to fail at {self.tier},"
-                " but passed"
+                f"canary {self.recipe_dir.customization.recipe} was designed to fail at"
+                f" {self.tier}, but passed"
             )
 
     def _run_tier(self, run: Run) -> None:
@@ -251,7 +254,7 @@ class TierItem(pytest.Item):
                     raise
                 log.warning("%s: infra failure, retrying once: %s", self.nodeid, _reason(exc))
                 # An engine that dropped out for a moment is retried once it is back.
-                wait_for(EngineAnswers(), ENGINE_BACK_WINDOW, run.deadline)
+                wait_for(EngineAnswers(run.swarm), ENGINE_BACK_WINDOW, run.deadline)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CcciError):
@@ -259,7 +262,7 @@ class TierItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{self.recipe_dir.recipe.recipe}::{self.tier}"
+        return self.path, None, f"{self.recipe_dir.customization.recipe}::{self.tier}"
 
 
 def recipe_dir_of(item: pytest.Item) -> RecipeDir | None:

@@ -2,7 +2,7 @@
 
 ``app`` is the live app as a ``HookCtx`` (domain, base URL, HTTP with the Host header, exec
 and logs per service); ``meta`` the loaded RecipeMeta; ``deps`` the provisioned
-dependencies; ``op_state`` the JSON named by CCCI_OP_STATE_FILE; ``page`` a playwright
+dependencies; ``op_state`` what each tier did (the run's ``op_state.json``); ``page`` a playwright
 page of the system chromium, already on the app: one browser per process (shared with the
 install tier's screenshot), a fresh context and page per test.
 """
@@ -10,7 +10,6 @@ install tier's screenshot), a fresh context and page per test.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,30 +45,24 @@ def app(_ccci_run: Any) -> Any:
         pytest.skip(f"no live app to test (tiers: {ran or 'none ran'})")
     if not _ccci_run.custom_started:  # ops.py's pre_custom, once, before the first test
         _ccci_run.custom_started = True
-        _ccci_run.call_pre("custom", live)
+        live.call_pre("custom")
     return live.ctx("custom")
 
 
 @pytest.fixture
-def deps() -> Any:
-    from harness.lifecycle.hooks import load_deps
-
-    return load_deps()
+def deps(_ccci_run: Any) -> Any:
+    return _ccci_run.context.deps.entries
 
 
 @pytest.fixture
-def op_state() -> Any:
-    from harness.lifecycle.run import OP_STATE_ENV  # the run points it at its op_state.json
-
-    path = os.environ.get(OP_STATE_ENV)
-    if not path:
-        pytest.skip(f"{OP_STATE_ENV} is not set")
+def op_state(_ccci_run: Any) -> Any:
+    path: Path = _ccci_run.op_state_file
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError:
-        pytest.skip(f"{OP_STATE_ENV}={path} does not exist")
+        pytest.skip(f"{path} does not exist")
     except (OSError, ValueError) as exc:
-        pytest.skip(f"{OP_STATE_ENV}={path} is not readable JSON: {exc}")
+        pytest.skip(f"{path} is not readable JSON: {exc}")
 
 
 @pytest.fixture

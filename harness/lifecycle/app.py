@@ -4,6 +4,9 @@ staying up), and its data (seed, verify).
 
 The identity: a domain unique to the run, and the stack named from it as abra names it
 (dots become ``_``); ``app.stack`` finds the services by their short name.
+
+An app reads its run through a frozen ``RunContext`` and reports to it through a
+``Recorder`` (``harness.lifecycle.context``); it never holds the ``Run``.
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness import fetch, proc
 from harness.errors import MetaError, PlanError, StampError, last_line
 from harness.fetch import Checkout
-from harness.lifecycle import backup, deploy, deps
-from harness.lifecycle.converge import Converged, converge, settle, watch
-from harness.lifecycle.hooks import HookCtx, call, load_deps, raised, verdict
+from harness.lifecycle import backup, deploy
+from harness.lifecycle.context import Recorder, RunContext, SwarmStack
+from harness.lifecycle.converge import Converged, converge, failure_check, settle
+from harness.lifecycle.hooks import HookCtx, call, call_named, raised, verdict
 from harness.lifecycle.planning import plan_app
 from harness.lifecycle.platform import Stamp, deploy_config, limits
 from harness.lifecycle.waits import HookProbe, HttpHealth, wait_for
@@ -30,10 +34,6 @@ from harness.recipe import policy
 from harness.recipe.appenv import app_env, identity
 from harness.recipe.plan import Plan
 from harness.reports import progress
-from harness.swarm import Stack, ensure_images
-
-if TYPE_CHECKING:
-    from harness.lifecycle.run import Run
 
 __all__ = ["App"]
 
@@ -46,9 +46,10 @@ INSTALL_STEPS_WINDOW = 600.0
 
 @dataclass(eq=False)
 class App:
-    run: Run
+    context: RunContext
+    recorder: Recorder
     role: str  # install, upgrade, restore
-    stack: Stack
+    stack: SwarmStack
     domain: str
     tree: Checkout
     host_port: int | None
@@ -65,12 +66,21 @@ class App:
     stamps: dict[str, str] = field(default_factory=dict)  # labels observed after deploy
 
     @classmethod
-    def named(cls, run: Run, role: str, number: int, tree: Checkout, port: int | None) -> App:
+    def named(
+        cls,
+        context: RunContext,
+        recorder: Recorder,
+        role: str,
+        number: int,
+        tree: Checkout,
+        port: int | None,
+    ) -> App:
         """The app's identity: ``<recipe>-<run id><role><n>.<platform domain>`` (``localhost``
         here), short enough that every swarm name made from it stays under 64 characters."""
-        short = identity(run.name, tree.path)[0][:20].strip("-")
-        domain = f"{short}-{run.id}{role[0]}{number}.{run.platform.domain}"
-        return cls(run, role, Stack(domain.replace(".", "_")), domain, tree, port)
+        short = identity(context.recipe, tree.path)[0][:20].strip("-")
+        domain = f"{short}-{context.id}{role[0]}{number}.{context.platform.domain}"
+        stack = context.swarm.stack(domain.replace(".", "_"))
+        return cls(context, recorder, role, stack, domain, tree, port)
 
     @property
     def name(self) -> str:
@@ -78,21 +88,31 @@ class App:
 
     @property
     def base_url(self) -> str:
-        return self.run.platform.base_url(self.domain, self.host_port)
+        return self.context.platform.base_url(self.domain, self.host_port)
 
     def ctx(self, op: str) -> HookCtx:
         return HookCtx(
-            recipe=self.run.name,
+            recipe=self.context.recipe,
             app=self.name,
             domain=self.domain,
             base_url=self.base_url,
-            proxy=self.run.platform.proxy,
+            proxy=self.context.platform.proxy,
             op=op,
-            meta=self.run.meta,
-            run_dir=self.run.dir,
+            meta=self.context.meta,
+            run_dir=self.context.dir,
             env=dict(self.env),
-            deps=load_deps(),
+            deps=self.context.deps.entries,
+            swarm=self.context.swarm,
         )
+
+    def call_pre(self, op: str) -> None:
+        """ops.py's ``pre_<op>(ctx)``, if the recipe dir has one; what it raises fails the
+        tier, named by the hook's file and line."""
+        hook = self.context.customization.ops.get(f"pre_{op}")
+        if hook is None:
+            return
+        with self.context.tracer.span(f"pre_{op}"):
+            call_named(f"pre_{op}", hook, self.ctx(op), seconds=self.context.deadline.left())
 
     def release_here(self) -> str | None:
         """The release tag at the checked-out commit, if there is one."""
@@ -100,12 +120,12 @@ class App:
         at = [r.tag for r in found if r.sha == self.tree.sha]
         return at[-1] if at else None
 
-    def window(self) -> float:
+    def converge_timeout(self) -> float:
         """Seconds a deploy may take to converge: DEPLOY_TIMEOUT, the recipe's timeout
         label, its TIMEOUT, or the default."""
         assert self.plan is not None
-        if self.run.meta.DEPLOY_TIMEOUT is not None:
-            return float(self.run.meta.DEPLOY_TIMEOUT)
+        if self.context.meta.DEPLOY_TIMEOUT is not None:
+            return float(self.context.meta.DEPLOY_TIMEOUT)
         if self.plan.timeout is not None:
             return float(self.plan.timeout)
         timeout = self.env.get("TIMEOUT", "")
@@ -131,17 +151,18 @@ class App:
     def prepare(self, op: str, *, release: str | None, upgrade: bool = False) -> None:
         """Everything before the deploy: env, install_steps.sh, overlay, plan, deploy file,
         secrets, images. Nothing of the app runs yet."""
-        run = self.run
+        run = self.context
         extra = self._extra_env(op, run.meta.EXTRA_ENV)
         if upgrade:
             extra.update(self._extra_env(op, run.meta.UPGRADE_EXTRA_ENV))
-        recipe, _ = identity(run.name, self.tree.path)
+        recipe, _ = identity(run.recipe, self.tree.path)
         self.env, sample = app_env(recipe, self.tree.path, self.domain, self.name, extra)
-        if run.recipe.install_steps is not None:
+        if run.customization.install_steps is not None:
             self._install_steps()
-        if run.recipe.overlay is not None:  # the harness's copy: the tree now differs from any tag
-            shutil.copyfile(run.recipe.overlay, self.tree.path / run.recipe.overlay.name)
-            self.env["COMPOSE_FILE"] += f":{run.recipe.overlay.name}"
+        overlay = run.customization.overlay
+        if overlay is not None:  # the harness's copy: the tree now differs from any tag
+            shutil.copyfile(overlay, self.tree.path / overlay.name)
+            self.env["COMPOSE_FILE"] += f":{overlay.name}"
             release = None
         with run.tracer.span("plan", app=self.name, sha=self.tree.sha):
             plan = self.plan = plan_app(
@@ -157,7 +178,7 @@ class App:
         with run.tracer.span("policy", app=self.name) as span:
             used = policy.enforce(list(plan.policy), run.meta.ALLOW)  # nothing created yet
             span.context["allowed"] = [v.line() for v in used]
-        run.record_policy(used)
+        self.recorder.record_policy(used)
         dirty = self.tree.dirty()
         if release is not None and dirty:
             raise PlanError(f"{self.tree.path}: a release deploy refuses a dirty tree")
@@ -170,32 +191,32 @@ class App:
             self.stamp,
             self.host_port,
             limits(run.meta.RESOURCES),
-            attach=deps.networks(run),
+            attach=list(run.deps.networks),
         )
-        run.add_overlays(overlays)
+        self.recorder.add_overlays(overlays)
         self.deploys += 1
         self.deploy_file = run.dir / f"deploy-{self.name}-{self.deploys}.yml"
         self.deploy_file.write_text(deploy.render_deploy_file(config))
         with run.tracer.span("secrets", app=self.name):
-            deploy.create_secrets(plan, run.id, run.name)
+            deploy.create_secrets(run.swarm, plan, run.id, run.recipe)
         with run.tracer.span("pull", app=self.name, policy=run.pull):
             seconds = run.deadline.bound(run.deadline.seconds)  # pulls too end with the run
             pulls = fetch.CACHE_DIR / "pulls"
-            ensure_images(plan.images, run.pull, pulls, seconds=seconds, say=progress.step)
+            swarm, say = run.swarm, progress.step
+            swarm.ensure_images(plan.images, run.pull, pulls, seconds=seconds, say=say)
 
     def launch(self, op: str, *, upgrade: bool = False) -> None:
         """``docker stack deploy`` of what ``prepare`` wrote; then ``pre_install`` (or
         ``pre_upgrade`` on the upgrade to the candidate), which may shape the app before
         it is checked."""
-        run = self.run
         assert self.stamp is not None
         assert self.deploy_file is not None
-        with run.tracer.span("deploy", app=self.name, file=self.deploy_file.name) as span:
+        with self.context.tracer.span("deploy", app=self.name, file=self.deploy_file.name) as span:
             span.context["chaos"] = self.stamp.chaos
             self.since, self.restarted = datetime.now(UTC), frozenset()
             self.stack.deploy(self.deploy_file)
         if op == "install" or upgrade:
-            run.call_pre(op, self)
+            self.call_pre(op)
 
     def await_ready(self, op: str) -> Converged:
         """Converged, stamped as deployed, healthy and ready."""
@@ -211,9 +232,15 @@ class App:
         self.stack.restart(shorts)
 
     def converge(self) -> Converged:
-        with self.run.tracer.span("converge", app=self.name) as span:
+        run = self.context
+        with run.tracer.span("converge", app=self.name) as span:
             done = converge(
-                [self.stack], self.since, self.window(), self.run.deadline, self.restarted
+                run.swarm,
+                [self.stack],
+                self.since,
+                self.converge_timeout(),
+                run.deadline,
+                self.restarted,
             )
             span.context["services"] = done.services
         return done
@@ -223,7 +250,7 @@ class App:
         other ones)."""
         assert self.stamp is not None
         assert self.plan is not None
-        with self.run.tracer.span("stamp", app=self.name) as span:
+        with self.context.tracer.span("stamp", app=self.name) as span:
             carrier = self.plan.stamp_service
             service = self.stack.service(carrier)
             if service is None:
@@ -248,7 +275,7 @@ class App:
                     f" deployed release {self.release}"
                 )
         self.stamps = seen
-        self.run.results.stamps[self.name] = seen
+        self.recorder.record_stamps(self.name, seen)
 
     def probe(self, op: str) -> None:
         """Health (HEALTH_PATH answers one of HEALTH_OK, on every platform: the host port
@@ -256,21 +283,22 @@ class App:
         Between attempts the stack is watched: an app that dies after converging turns red
         within a few restarts, not after the probe window."""
         assert self.plan is not None
-        meta = self.run.meta
+        run = self.context
+        meta = run.meta
 
-        failing = watch(self.stack, self.since)  # one watcher for every attempt
-        with self.run.tracer.span("probe", app=self.name, health=meta.HEALTH_PATH) as span:
+        failing = failure_check(run.swarm, self.stack, self.since)  # one for every attempt
+        with run.tracer.span("probe", app=self.name, health=meta.HEALTH_PATH) as span:
             if self.plan.web is not None:
                 health = HttpHealth(
                     self.base_url,
                     meta.HEALTH_PATH,
                     self.domain,
-                    self.run.platform.proxy,
+                    run.platform.proxy,
                     tuple(meta.HEALTH_OK),
                     failing,
                 )
                 span.context["url"] = health.url
-                wait_for(health, PROBE_WINDOW, self.run.deadline)
+                wait_for(health, PROBE_WINDOW, run.deadline)
             ready_probe = meta.READY_PROBE
             if ready_probe is not None:
                 ctx = self.ctx(op)
@@ -279,16 +307,18 @@ class App:
                     lambda: verdict(ready_probe, ctx, seconds=PROBE_WINDOW),
                     failing,
                 )
-                wait_for(ready, PROBE_WINDOW, self.run.deadline)
+                wait_for(ready, PROBE_WINDOW, run.deadline)
 
     def settle(self) -> None:
         """The app stayed up: no task failed since its deploy, and tasks without a
         healthcheck kept running a while, and the run holds no more disk than its bound —
         what a tier asks before it passes."""
-        with self.run.tracer.span("settle", app=self.name):
-            settle([self.stack], self.since, self.window(), self.run.deadline, self.restarted)
-            self.run.disk.sample()
-            self.run.deadline.check()
+        run = self.context
+        with run.tracer.span("settle", app=self.name):
+            timeout = self.converge_timeout()
+            settle(run.swarm, [self.stack], self.since, timeout, run.deadline, self.restarted)
+            run.disk.sample()
+            run.deadline.check()
 
     def logs(self, lines: int = 30) -> str:
         """The last log lines of every service (evidence for a failing test)."""
@@ -303,11 +333,11 @@ class App:
     def _extra_env(self, op: str, value: Any) -> dict[str, str]:
         if callable(value):
             try:
-                result = call(value, self.ctx(op), seconds=self.run.deadline.left())
+                result = call(value, self.ctx(op), seconds=self.context.deadline.left())
             except Exception as exc:
                 raise MetaError(f"env hook raised at {raised(value, exc)}") from exc
             if not isinstance(result, Mapping):
-                raise PlanError(f"{self.run.name}: env hook returned {type(result).__name__}")
+                raise PlanError(f"{self.context.recipe}: env hook returned {type(result).__name__}")
             return {str(k): str(v) for k, v in result.items()}
         return dict(value)
 
@@ -315,18 +345,18 @@ class App:
         """The recipe dir's install_steps.sh, in the app's checkout, with the app's env as
         its variables — less those that steer a process (PATH, BASH_ENV, LD_*, …), which
         a recipe never sets for a process cc-ci starts."""
-        steps = self.run.recipe.install_steps
+        steps = self.context.customization.install_steps
         assert steps is not None
         left_out = proc.dropped(self.env)
         if left_out:
             log.info("%s: install_steps.sh runs without %s", self.name, ", ".join(left_out))
-        with self.run.tracer.span("install_steps", app=self.name):
+        with self.context.tracer.span("install_steps", app=self.name):
             try:
                 done = proc.run(
                     ["bash", str(steps)],
                     cwd=self.tree.path,
                     data=self.env,
-                    timeout=self.run.deadline.bound(INSTALL_STEPS_WINDOW),
+                    timeout=self.context.deadline.bound(INSTALL_STEPS_WINDOW),
                 )
             except subprocess.TimeoutExpired as exc:
                 raise MetaError(f"{steps}: did not finish within {exc.timeout:.0f}s") from exc
@@ -341,13 +371,14 @@ class App:
         """Put data in the app that must survive what comes next: a marker in every data
         directory (generic), and the recipe's own data (SEED_DATA)."""
         assert self.plan is not None
-        seed_data = self.run.meta.SEED_DATA
-        with self.run.tracer.span("seed", app=self.name, op=op):
-            self.marker = f"{self.run.id}:{op}"
-            self.marked = backup.write_marker(self.plan, self.run.id, self.marker)
+        run = self.context
+        seed_data = run.meta.SEED_DATA
+        with run.tracer.span("seed", app=self.name, op=op):
+            self.marker = f"{run.id}:{op}"
+            self.marked = backup.write_marker(run.swarm, self.plan, run.id, self.marker)
             if seed_data is not None:
                 try:
-                    call(seed_data, self.ctx(op), seconds=self.run.deadline.left())
+                    call(seed_data, self.ctx(op), seconds=run.deadline.left())
                 except Exception as exc:
                     raise backup.BackupError(
                         f"SEED_DATA before {op} raised at {raised(seed_data, exc)}"
@@ -357,10 +388,11 @@ class App:
     def verify(self, op: str, expected: str | None = None) -> None:
         """The seeded data is there: every marker reads ``expected`` and VERIFY_DATA passes."""
         assert self.plan is not None
+        run = self.context
         expected = expected or self.marker
-        with self.run.tracer.span("verify", app=self.name, op=op):
+        with run.tracer.span("verify", app=self.name, op=op):
             if self.marked:
-                found = backup.read_markers(self.plan, self.run.id, self.marked)
+                found = backup.read_markers(run.swarm, self.plan, run.id, self.marked)
                 wrong = {
                     loc: found.get(loc) or "(missing)"
                     for loc in self.marked
@@ -371,9 +403,9 @@ class App:
                         f"after {op}, data is not what was seeded ({expected}): "
                         + ", ".join(f"{loc}: {text}" for loc, text in wrong.items())
                     )
-            if self.run.meta.VERIFY_DATA is not None:
+            if run.meta.VERIFY_DATA is not None:
                 passed, why = verdict(
-                    self.run.meta.VERIFY_DATA, self.ctx(op), seconds=self.run.deadline.left()
+                    run.meta.VERIFY_DATA, self.ctx(op), seconds=run.deadline.left()
                 )
                 if not passed:
                     raise backup.BackupError(f"VERIFY_DATA after {op} {why}")

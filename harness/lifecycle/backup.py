@@ -23,12 +23,15 @@ import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import PlanError, RecipeError, last_line
 from harness.lifecycle.platform import run_labels
 from harness.recipe.plan import Plan
-from harness.swarm import NAMESPACE_LABEL, create_volume, run_helper
+from harness.swarm import NAMESPACE_LABEL
+
+if TYPE_CHECKING:
+    from harness.lifecycle.context import Swarm
 
 __all__ = [
     "Archive",
@@ -134,6 +137,7 @@ def volume_name(plan: Plan, key: str) -> str:
 
 
 def _helper(
+    swarm: Swarm,
     plan: Plan,
     run_id: str,
     keys: list[str],
@@ -145,7 +149,7 @@ def _helper(
     """Run ``script`` with the volumes ``keys`` at /v/<key>; its stdout, or the file
     ``download`` it wrote. A failing script is the recipe's data not being what its
     labels say: a ``BackupError``."""
-    done = run_helper(
+    done = swarm.run_helper(
         script,
         {volume_name(plan, key): f"/v/{key}" for key in keys},
         run_labels(run_id),
@@ -180,7 +184,7 @@ def locations(plan: Plan) -> tuple[list[str], list[str]]:
     return keys, places
 
 
-def write_marker(plan: Plan, run_id: str, text: str) -> list[str]:
+def write_marker(swarm: Swarm, plan: Plan, run_id: str, text: str) -> list[str]:
     """Write ``text`` into a marker file in every data directory; the ones written."""
     keys, places = locations(plan)
     if not keys:
@@ -190,16 +194,16 @@ def write_marker(plan: Plan, run_id: str, text: str) -> list[str]:
         f" && echo {shlex.quote(loc)}"
         for loc in places
     )
-    return _helper(plan, run_id, keys, script + "; true").decode().splitlines()
+    return _helper(swarm, plan, run_id, keys, script + "; true").decode().splitlines()
 
 
-def read_markers(plan: Plan, run_id: str, places: list[str]) -> dict[str, str]:
+def read_markers(swarm: Swarm, plan: Plan, run_id: str, places: list[str]) -> dict[str, str]:
     keys = sorted({place.split("/")[0] for place in places})
     script = "; ".join(
         f"printf '%s=' {shlex.quote(loc)}; cat {_at(loc, MARKER)} 2>/dev/null; echo"
         for loc in places
     )
-    lines = _helper(plan, run_id, keys, script).decode().splitlines()
+    lines = _helper(swarm, plan, run_id, keys, script).decode().splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line)
 
 
@@ -215,10 +219,11 @@ def _paths(selection: Selection) -> list[str]:
     return [f"{key}/{p}" if p else key for key, ps in selection.volumes.items() for p in ps]
 
 
-def archive(plan: Plan, run_id: str, selection: Selection, dest: Path) -> Archive:
+def archive(swarm: Swarm, plan: Plan, run_id: str, selection: Selection, dest: Path) -> Archive:
     """tar.gz of the selected paths of each volume, as <volume key>/<path> in the archive."""
     paths = " ".join(shlex.quote(p) for p in _paths(selection))
     data = _helper(
+        swarm,
         plan,
         run_id,
         list(selection.volumes),
@@ -244,7 +249,7 @@ def check_usable(found: Archive, selection: Selection) -> None:
             )
 
 
-def restore(plan: Plan, run_id: str, selection: Selection, found: Archive) -> None:
+def restore(swarm: Swarm, plan: Plan, run_id: str, selection: Selection, found: Archive) -> None:
     """Put the archive back: the selected paths are cleared first, so data written after the
     backup is gone, as a restore promises."""
     clear = " ".join(
@@ -256,6 +261,7 @@ def restore(plan: Plan, run_id: str, selection: Selection, found: Archive) -> No
     with tarfile.open(fileobj=upload, mode="w") as tar:
         tar.add(found.path, arcname="ccci-restore.tar.gz")
     _helper(
+        swarm,
         plan,
         run_id,
         list(selection.volumes),
@@ -264,8 +270,10 @@ def restore(plan: Plan, run_id: str, selection: Selection, found: Archive) -> No
     )
 
 
-def create_volumes(plan: Plan, run_id: str, keys: list[str]) -> None:
+def create_volumes(swarm: Swarm, plan: Plan, run_id: str, keys: list[str]) -> None:
     """Create an app's volumes before its first deploy (to restore into them), labelled as
     the stack would label them, so the deploy takes them and teardown finds them."""
     for key in keys:
-        create_volume(volume_name(plan, key), {**run_labels(run_id), NAMESPACE_LABEL: plan.stack})
+        swarm.create_volume(
+            volume_name(plan, key), {**run_labels(run_id), NAMESPACE_LABEL: plan.stack}
+        )

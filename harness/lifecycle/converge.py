@@ -27,15 +27,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.deadline import Deadline
 from harness.errors import CcciError, ConvergeError, PlatformError
 from harness.lifecycle.waits import Wait, wait_for
 from harness.reports import progress
-from harness.swarm import Service, Stack, Wakeup, ready_nodes, timestamp
+from harness.swarm import Service, timestamp
 
-__all__ = ["Assessment", "Converged", "assess", "converge", "settle", "watch"]
+if TYPE_CHECKING:
+    from harness.lifecycle.context import Swarm, SwarmStack
+
+__all__ = ["Assessment", "Converged", "assess", "converge", "failure_check", "settle"]
 
 log = logging.getLogger(__name__)
 
@@ -139,17 +142,18 @@ class Convergence(Wait):
 
     def __init__(
         self,
-        stacks: Sequence[Stack],
+        swarm: Swarm,
+        stacks: Sequence[SwarmStack],
         since: datetime,
         *,
         min_uptime: float = MIN_UPTIME,
         restarted: frozenset[str] = frozenset(),
     ) -> None:
         self.stacks, self.since, self.min_uptime = stacks, since, min_uptime
-        self.restarted = restarted
-        self.nodes = ready_nodes()
+        self.swarm, self.restarted = swarm, restarted
+        self.nodes = swarm.ready_nodes()
         self.states: dict[str, str] = {}
-        self.waiting: list[tuple[Stack, str]] = []  # (stack, service) not there yet
+        self.waiting: list[tuple[SwarmStack, str]] = []  # (stack, service) not there yet
 
     def check(self) -> tuple[bool, str]:
         self.states, self.waiting = {}, []
@@ -189,7 +193,7 @@ class Convergence(Wait):
         )
 
 
-def _out_of_memory(stack: Stack, service: Service, verdict: Assessment) -> str | None:
+def _out_of_memory(stack: SwarmStack, service: Service, verdict: Assessment) -> str | None:
     """ "was killed: out of memory at 1 GiB" when the OOM killer ended the last failed task:
     the recipe's, at its limit; the platform's (infra) when the host itself ran out."""
     task = verdict.last_failed
@@ -221,13 +225,17 @@ class Settled(Convergence):
     """Converged, and tasks without a healthcheck have kept running ``SETTLE_UPTIME``."""
 
     def __init__(
-        self, stacks: Sequence[Stack], since: datetime, restarted: frozenset[str] = frozenset()
+        self,
+        swarm: Swarm,
+        stacks: Sequence[SwarmStack],
+        since: datetime,
+        restarted: frozenset[str] = frozenset(),
     ) -> None:
-        super().__init__(stacks, since, min_uptime=SETTLE_UPTIME, restarted=restarted)
+        super().__init__(swarm, stacks, since, min_uptime=SETTLE_UPTIME, restarted=restarted)
 
 
 def _await(wait: Convergence, window: float, deadline: Deadline | None) -> Converged:
-    with Wakeup(wait.since, [s.name for s in wait.stacks]) as events:
+    with wait.swarm.wakeup(wait.since, [s.name for s in wait.stacks]) as events:
         state_started = datetime.now(UTC)
         wait_for(wait, window, deadline, wake=events.wait, first=TICK, most=TICK)
     seconds = (datetime.now(UTC) - state_started).total_seconds()
@@ -235,7 +243,8 @@ def _await(wait: Convergence, window: float, deadline: Deadline | None) -> Conve
 
 
 def converge(
-    stacks: Sequence[Stack],
+    swarm: Swarm,
+    stacks: Sequence[SwarmStack],
     since: datetime,
     window: float,
     deadline: Deadline | None = None,
@@ -243,13 +252,14 @@ def converge(
 ) -> Converged:
     """Block until every stack converged, woken by the engine's events; ``restarted``
     services (full names) converge on their tasks made since ``since``."""
-    done = _await(Convergence(stacks, since, restarted=restarted), window, deadline)
+    done = _await(Convergence(swarm, stacks, since, restarted=restarted), window, deadline)
     log.info("%s converged in %.1fs", ", ".join(s.name for s in stacks), done.seconds)
     return done
 
 
 def settle(
-    stacks: Sequence[Stack],
+    swarm: Swarm,
+    stacks: Sequence[SwarmStack],
     since: datetime,
     window: float,
     deadline: Deadline | None = None,
@@ -257,10 +267,10 @@ def settle(
 ) -> Converged:
     """Block until every stack has stayed converged: what a tier asks before it passes
     (``restarted`` as for ``converge``)."""
-    return _await(Settled(stacks, since, restarted), window, deadline)
+    return _await(Settled(swarm, stacks, since, restarted), window, deadline)
 
 
-def watch(stack: Stack, since: datetime) -> Callable[[], object]:
+def failure_check(swarm: Swarm, stack: SwarmStack, since: datetime) -> Callable[[], object]:
     """What a probe calls between its attempts: it raises ConvergeError if a service of
     ``stack`` failed since ``since`` (crash loop, rollback)."""
-    return Convergence([stack], since).check
+    return Convergence(swarm, [stack], since).check

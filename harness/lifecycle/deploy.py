@@ -15,7 +15,7 @@ import os
 import secrets as random
 import string
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -23,7 +23,9 @@ from harness import redact
 from harness.errors import PlanError
 from harness.lifecycle.platform import RUN_LABEL, run_labels
 from harness.recipe.plan import Plan, SecretPlan
-from harness.swarm import create_secret, labelled
+
+if TYPE_CHECKING:
+    from harness.lifecycle.context import Swarm
 
 __all__ = ["create_secrets", "render_deploy_file", "secret_value", "secret_variable"]
 
@@ -67,12 +69,12 @@ def secret_value(secret: SecretPlan, recipe: str, environ: Mapping[str, str] = o
     return "".join(random.choice(alphabet) for _ in range(secret.length))
 
 
-def create_secrets(plan: Plan, run_id: str, recipe: str) -> dict[str, str]:
+def create_secrets(swarm: Swarm, plan: Plan, run_id: str, recipe: str) -> dict[str, str]:
     """Create the plan's secrets that do not exist yet; return ``{key: value}`` of new ones.
     ``recipe`` names the recipe as the operator does (its recipe dir, the repo a job is
     for), never as the recipe under test calls itself: a pull request that writes
     ``TYPE=kinto`` in its .env.sample gets no ``CCCI_SECRET_KINTO_*``."""
-    existing = {r.name for r in labelled(f"{RUN_LABEL}={run_id}", ("secret",))}
+    existing = {r.name for r in swarm.labelled(f"{RUN_LABEL}={run_id}", ("secret",))}
     created = {}
     for secret in plan.secrets:
         if secret.name in existing:
@@ -84,7 +86,7 @@ def create_secrets(plan: Plan, run_id: str, recipe: str) -> dict[str, str]:
                 secret.name,
                 redact.MIN_LENGTH,
             )
-        create_secret(secret.name, value, run_labels(run_id))
+        swarm.create_secret(secret.name, value, run_labels(run_id))
         created[secret.key] = value
         log.info("created secret %s", secret.name)
     return created

@@ -5,32 +5,34 @@ the recipe's run: two runs never share or clobber a dependency, and the recipe's
 its dependencies down when it closes. A dependency is its recipe dir beside the recipe's
 (``recipes/<dep>``), deployed at its default branch from the same catalogue, converged and
 probed like any app; then its ``ops.py`` ``provide(ctx)`` makes what the recipe needs (a
-client, a test user) and returns the entry: ``{issuer, client_id, …}``. The entries are
-written to the file named by ``CCCI_DEPS_FILE`` (``{recipe: entry}``), for ``ctx.deps``,
-the ``deps`` fixture and ``EXTRA_ENV(ctx)``. cc-ci adds ``url`` (the dependency from the
-host and the browser) and ``internal_url`` (from the recipe's app, on the dependency's
-network, which the app's services join). A dependency that fails is an infra failure of
+client, a test user) and returns the entry: ``{issuer, client_id, …}``. ``provide`` returns
+the entries (``{recipe: entry}``, also kept as ``deps.json`` in the run dir) and the
+networks of the dependencies' web services as a value, ``Deps``, which the tiers give the
+run: ``ctx.deps``, the ``deps`` fixture and ``EXTRA_ENV(ctx)`` read the entries from it,
+and the recipe's app joins the networks. cc-ci adds ``url`` (the dependency from the host
+and the browser) and ``internal_url`` (from the recipe's app, on the dependency's network).
+A dependency's own DEPS are not provided. A dependency that fails is an infra failure of
 the recipe's run, naming the dependency.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import Any
 
 from harness.errors import CcciError, InfraError, MetaError
-from harness.lifecycle.hooks import DEPS_FILE_ENV, call_named
-from harness.recipe import customization
+from harness.lifecycle.app import App
+from harness.lifecycle.context import Deps
+from harness.lifecycle.hooks import call_named
+from harness.lifecycle.run import Run
+from harness.recipe import customization, manifest
 from harness.recipe.meta import PROVIDE_HOOK
 from harness.reports.results import write_json
 
-if TYPE_CHECKING:
-    from harness.lifecycle.run import Run
-
-__all__ = ["DependencyError", "networks", "provide"]
+__all__ = ["DependencyError", "provide"]
 
 log = logging.getLogger(__name__)
 
@@ -41,53 +43,50 @@ class DependencyError(InfraError):
     """A dependency of the recipe could not be provided; names which and why."""
 
 
-def provide(run: Run) -> None:
-    """Provide every dependency of ``run`` (once), and point CCCI_DEPS_FILE at them."""
+def provide(run: Run) -> tuple[Deps, list[Run]]:
+    """Provide every dependency of ``run``: what they give, and their runs (which the
+    caller closes). Nothing half-provided stays when one fails: the runs made so far are
+    closed, and the infra retry provides them all again."""
+    runs: list[Run] = []
     try:
-        entries = _provide_all(run)
+        entries = {name: _provide_one(run, name, runs) for name in run.meta.DEPS}
     except BaseException:
-        # Nothing half-provided stays: the infra retry provides them all again.
-        for dependency in reversed(run.dependencies):
+        for dependency in reversed(runs):
             try:
                 dependency.close()
             except CcciError as exc:
                 log.warning("closing dependency run %s: %s", dependency.id, exc)
-        run.dependencies.clear()
         raise
-    path = run.dir / "deps.json"
-    write_json(path, entries)
-    os.environ[DEPS_FILE_ENV] = str(path)
+    write_json(run.dir / "deps.json", entries)
+    found = [n for dep in runs if dep.live_app for n in _networks(run, dep.live_app)]
+    return Deps(MappingProxyType(entries), tuple(found)), runs
 
 
-def _provide_all(run: Run) -> dict[str, Any]:
-    from harness.lifecycle.run import Run
-
-    entries: dict[str, Any] = {}
-    for name in run.meta.DEPS:
-        if not _NAME.fullmatch(name):  # a recipe dir beside the recipe's, not a path
-            raise DependencyError(f"dependency {name!r}: not the name of a recipe dir")
-        with run.tracer.span("dependency", recipe=name) as span:
-            try:
-                dep = Run(
-                    customization.read(run.recipe.path.parent / name),
-                    catalogue=run.catalogue,
-                    ref=None,
-                    runs_root=run.dir / "deps",
-                    deadline=run.deadline.left(),
-                    platform=run.platform,
-                    tiers=("install",),
-                    pull=run.pull,
-                    nested=True,
-                )
-            except CcciError as exc:
-                raise DependencyError(f"dependency {name}: {exc}") from exc
-            run.dependencies.append(dep)
-            span.context["run_id"] = dep.id
-            try:
-                entries[name] = _start(dep)
-            except CcciError as exc:
-                raise DependencyError(f"dependency {name}: {type(exc).__name__}: {exc}") from exc
-    return entries
+def _provide_one(run: Run, name: str, runs: list[Run]) -> dict[str, Any]:
+    if not _NAME.fullmatch(name):  # a recipe dir beside the recipe's, not a path
+        raise DependencyError(f"dependency {name!r}: not the name of a recipe dir")
+    with run.tracer.span("dependency", recipe=name) as span:
+        try:
+            dep = Run(
+                customization.read(run.customization.path.parent / name),
+                catalogue=run.catalogue,
+                ref=None,
+                runs_root=run.dir / "deps",
+                deadline=run.deadline.left(),
+                platform=run.platform,
+                tiers=("install",),
+                pull=run.pull,
+                swarm=run.swarm,
+            )
+        except CcciError as exc:
+            raise DependencyError(f"dependency {name}: {exc}") from exc
+        runs.append(dep)
+        log.info("%s", manifest.render(dep.name, dep.manifest))
+        span.context["run_id"] = dep.id
+        try:
+            return _start(dep)
+        except CcciError as exc:
+            raise DependencyError(f"dependency {name}: {type(exc).__name__}: {exc}") from exc
 
 
 def _start(dep: Run) -> dict[str, Any]:
@@ -100,7 +99,7 @@ def _start(dep: Run) -> dict[str, Any]:
     if app.plan.web is not None:
         service, port = app.plan.web
         entry["internal_url"] = f"http://{app.stack.service_name(service)}:{port}"
-    hook = dep.recipe.ops.get(PROVIDE_HOOK)
+    hook = dep.customization.ops.get(PROVIDE_HOOK)
     if hook is not None:
         given = call_named(PROVIDE_HOOK, hook, app.ctx("provide"), seconds=dep.deadline.left())
         if not isinstance(given, Mapping):
@@ -109,21 +108,18 @@ def _start(dep: Run) -> dict[str, Any]:
     return entry
 
 
-def networks(run: Run) -> list[str]:
-    """The networks of ``run``'s dependencies' web services, which the recipe's app joins
-    (on a remote swarm, not the shared proxy network: the app is on it already)."""
+def _networks(run: Run, app: App) -> list[str]:
+    """The networks of a dependency's web service, which the recipe's app joins (on a
+    remote swarm, not the shared proxy network: the app is on it already)."""
+    assert app.plan is not None
     found = []
-    for dep in run.dependencies:
-        app = dep.live_app
-        if app is None or app.plan is None:
+    service = app.plan.web[0] if app.plan.web else next(iter(app.plan.images))
+    joined = app.plan.config["services"][service].get("networks") or ["default"]
+    declared = app.plan.config.get("networks") or {}
+    for key in joined:
+        spec = declared.get(key) or {}
+        if spec.get("external") and run.platform.name != "local":
             continue
-        service = app.plan.web[0] if app.plan.web else next(iter(app.plan.images))
-        joined = app.plan.config["services"][service].get("networks") or ["default"]
-        declared = app.plan.config.get("networks") or {}
-        for key in joined:
-            spec = declared.get(key) or {}
-            if spec.get("external") and run.platform.name != "local":
-                continue
-            own = spec.get("name") if not spec.get("external") else None
-            found.append(str(own or f"{app.stack.name}_{key}"))
+        own = spec.get("name") if not spec.get("external") else None
+        found.append(str(own or f"{app.stack.name}_{key}"))
     return found

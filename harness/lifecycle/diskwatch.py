@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from harness.deadline import Deadline
 from harness.errors import CcciError, ConvergeError
-from harness.swarm import disk_use
 
 __all__ = ["INTERVAL", "DiskWatch"]
 
@@ -29,11 +29,18 @@ def _gib(n: int) -> str:
 
 
 class DiskWatch:
-    """Measures the disk of the resources labelled ``label`` until ``close``; past
-    ``bound`` bytes, stops ``deadline`` with the reason."""
+    """Measures the disk of the resources labelled ``label`` until ``close`` (``measure``:
+    the seam's ``disk_use``); past ``bound`` bytes, stops ``deadline`` with the reason."""
 
-    def __init__(self, label: str, bound: int, deadline: Deadline) -> None:
+    def __init__(
+        self,
+        label: str,
+        bound: int,
+        deadline: Deadline,
+        measure: Callable[[str], dict[str, int]],
+    ) -> None:
         self.label, self.bound, self.deadline = label, bound, deadline
+        self.measure = measure
         self.peak = 0  # the most the run held at once, for results
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._watch, name=f"disk {label}", daemon=True)
@@ -41,7 +48,7 @@ class DiskWatch:
 
     def sample(self) -> None:
         """One measurement; past the bound, the run is stopped."""
-        used = disk_use(self.label)
+        used = self.measure(self.label)
         total = sum(used.values())
         self.peak = max(self.peak, total)
         if total > self.bound and self.deadline.stopped is None:

@@ -8,8 +8,6 @@ HTTP to it with the right ``Host`` header.
 
 from __future__ import annotations
 
-import json
-import os
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,18 +17,18 @@ from typing import Any
 
 import httpx
 
-from harness.errors import CcciError, InfraError, MetaError, ProbeError, last_line
+from harness.errors import CcciError, MetaError, ProbeError, last_line
+from harness.lifecycle.context import ENGINE, Swarm, SwarmStack
 from harness.lifecycle.platform import app_client
 from harness.lifecycle.waits import Wait, wait_for
 from harness.recipe.manifest import redact
 from harness.recipe.meta import RecipeMeta
 from harness.recipe.meta_check import defined_at
 from harness.recipe.sandbox import bounded
-from harness.swarm import ExecResult, Stack
+from harness.swarm import ExecResult
 
-__all__ = ["ExecResult", "HookCtx", "call", "call_named", "load_deps", "raised", "verdict"]
+__all__ = ["ExecResult", "HookCtx", "call", "call_named", "raised", "verdict"]
 
-DEPS_FILE_ENV = "CCCI_DEPS_FILE"
 EXEC_WAIT = 60.0
 
 
@@ -48,10 +46,11 @@ class HookCtx:
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     deps: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     proxy: str | None = None  # where connections go instead, when set (a remote proxy)
+    swarm: Swarm = ENGINE  # the seam the app runs on
 
     @property
-    def stack(self) -> Stack:
-        return Stack(self.app)
+    def stack(self) -> SwarmStack:
+        return self.swarm.stack(self.app)
 
     def __repr__(self) -> str:
         # Shown in failing custom tests' reports: secret-shaped env values never are.
@@ -96,7 +95,7 @@ class HookCtx:
 class _Exec(Wait):
     """The command ran, once the service has a running container."""
 
-    def __init__(self, stack: Stack, service: str, argv: Sequence[str]) -> None:
+    def __init__(self, stack: SwarmStack, service: str, argv: Sequence[str]) -> None:
         self.stack, self.service, self.argv = stack, service, argv
         self.result: ExecResult | None = None
 
@@ -107,20 +106,6 @@ class _Exec(Wait):
     def timed_out(self, window: float, state: str) -> CcciError:
         name = self.stack.service_name(self.service)
         return ProbeError(f"{name}: no running container to exec in after {window:.0f}s")
-
-
-def load_deps(environ: Mapping[str, str] = os.environ) -> Mapping[str, Any]:
-    """The dependency entries ``{recipe: entry}`` from the file named by CCCI_DEPS_FILE."""
-    path = environ.get(DEPS_FILE_ENV)
-    if not path:
-        return MappingProxyType({})
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise InfraError(f"{DEPS_FILE_ENV}={path}: unreadable: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InfraError(f"{DEPS_FILE_ENV}={path}: expected a JSON object of recipes")
-    return MappingProxyType(data)
 
 
 def raised(hook: Callable[..., Any], exc: BaseException) -> str:

@@ -4,15 +4,19 @@ A ``Run`` owns a run dir, a unique id (every resource it creates carries it as a
 lease the kernel releases when the process dies (so the janitor knows it is dead), the
 run's deadline (every wait is cut to it), ``results.json``, ``trace.json``, ``harness.log``
 and ``op_state.json``. ``close()`` removes everything and asserts that nothing is left.
-What the tiers do is in ``tiers.py``; what an app is, in ``app.py``.
+What the tiers do is in ``tiers.py``; what an app is, in ``app.py``: an app gets the run's
+``context`` (frozen) and the run as its ``Recorder``, never the run itself. The run's
+DEPS, once the tiers provided them (``deps.py``), are a value of the run
+(``use_dependencies``): its apps, their hooks and the custom tests' fixtures read them
+from it, never from the process environment.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,11 +25,11 @@ from harness import fetch
 from harness.deadline import Deadline
 from harness.errors import CcciError
 from harness.fetch import Checkout
-from harness.lifecycle import deps, janitor, teardown
+from harness.lifecycle import janitor, teardown
 from harness.lifecycle.app import App
 from harness.lifecycle.backup import Archive, Selection
+from harness.lifecycle.context import ENGINE, Deps, RunContext, Swarm
 from harness.lifecycle.diskwatch import DiskWatch
-from harness.lifecycle.hooks import DEPS_FILE_ENV, call_named
 from harness.lifecycle.platform import RUN_LABEL, Platform, detect, disk_bound
 from harness.recipe import manifest
 from harness.recipe.customization import Customization
@@ -34,18 +38,17 @@ from harness.recipe.policy import Violation
 from harness.reports.results import Results, write_json
 from harness.reports.trace import Tracer
 
-__all__ = ["OP_STATE_ENV", "Run"]
+__all__ = ["Run"]
 
 log = logging.getLogger(__name__)
 
-OP_STATE_ENV = "CCCI_OP_STATE_FILE"
 _NEED_AN_APP = frozenset({"backup", "restore", "custom"})
 
 
 class Run:
     def __init__(
         self,
-        recipe: Customization,
+        customization: Customization,
         *,
         catalogue: str,
         ref: str | None,
@@ -55,15 +58,15 @@ class Run:
         tiers: Sequence[str] = (*TIERS, "lint"),
         upgrade_from: str | None = None,
         pull: str = "missing",
-        nested: bool = False,
+        swarm: Swarm = ENGINE,
     ) -> None:
-        self.recipe = recipe
-        self.name = recipe.recipe
-        self.meta = recipe.meta
+        self.customization = customization  # the recipe dir: meta, ops.py, install_steps.sh
+        self.name = customization.recipe
+        self.meta = customization.meta
         self.catalogue, self.ref = catalogue, ref
         self.upgrade_from = upgrade_from  # the run's choice of base, over UPGRADE_FROM
         self.pull = pull  # the image pull policy: missing, always, never
-        self.nested = nested  # a dependency's run: the process's env and logs stay the recipe's
+        self.swarm = swarm  # the seam every app of the run deploys through
         self.dependencies: list[Run] = []  # the runs of the recipe's DEPS, once provided
         self.tiers = tuple(tiers)  # the tiers this run was asked for, in lifecycle order
         self.platform = platform or detect()
@@ -71,7 +74,7 @@ class Run:
         self.id = uuid.uuid4().hex[:6]
         bound = disk_bound(self.meta.RESOURCES)
         self.lease = janitor.Lease(self.id).acquire()  # held until close(), or death
-        self.disk = DiskWatch(f"{RUN_LABEL}={self.id}", bound, self.deadline)
+        self.disk = DiskWatch(f"{RUN_LABEL}={self.id}", bound, self.deadline, swarm.disk_use)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         self.dir = runs_root / f"{self.name}-{stamp}-{self.id}"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +87,7 @@ class Run:
         self.early_base: tuple[str, App] | None = None  # upgrade's base, started in install
         self.backups: list[tuple[Selection, Archive]] = []
         self.custom_started = False
-        self.manifest = manifest.build(recipe)
+        self.manifest = manifest.build(customization)
         self.results = Results(
             path=self.dir / "results.json",
             recipe=self.name,
@@ -98,20 +101,38 @@ class Run:
         )
         self.results.save()
         self.op_state: dict[str, dict[str, Any]] = {}
-        self._op_state_file = self.dir / "op_state.json"
-        write_json(self._op_state_file, self.op_state)
-        self._env_before = {k: os.environ.get(k) for k in (OP_STATE_ENV, DEPS_FILE_ENV)}
+        self.op_state_file = self.dir / "op_state.json"  # what the op_state fixture reads
+        write_json(self.op_state_file, self.op_state)
         self.tracer = Tracer(self.dir / "trace.json", f"run {self.name}", run_id=self.id)
         self._log = logging.FileHandler(self.dir / "harness.log")
         self._log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        if not nested:
-            os.environ[OP_STATE_ENV] = str(self._op_state_file)  # for the custom tests
-            os.environ.pop(DEPS_FILE_ENV, None)  # until this run's DEPS are provided
-            package = logging.getLogger("harness")
-            package.setLevel(min(package.getEffectiveLevel(), logging.INFO))
-            for handler in (self.tracer, self._log):
-                package.addHandler(handler)
+        self.context = RunContext(
+            id=self.id,
+            recipe=self.name,
+            customization=customization,
+            dir=self.dir,
+            platform=self.platform,
+            deadline=self.deadline,
+            tracer=self.tracer,
+            pull=pull,
+            disk=self.disk,
+            swarm=swarm,
+        )
+
+    def capture_logs(self) -> None:
+        """The package's log records go to this run's trace.json and harness.log, until
+        ``close`` (the session's run does this; a dependency's run logs into the recipe's)."""
+        package = logging.getLogger("harness")
+        package.setLevel(min(package.getEffectiveLevel(), logging.INFO))
+        for handler in (self.tracer, self._log):
+            package.addHandler(handler)
         log.info("%s", manifest.render(self.name, self.manifest))
+
+    def use_dependencies(self, deps: Deps, runs: Sequence[Run]) -> None:
+        """The recipe's DEPS, provided (``deps.provide``): their runs close with this one,
+        and every app made from now on gets their entries and networks."""
+        self.dependencies = list(runs)
+        self.context = replace(self.context, deps=deps)
 
     def needs_app_after(self, tier: str) -> bool:
         """Whether a tier selected after ``tier`` runs against the live app."""
@@ -130,41 +151,29 @@ class Run:
         return self.candidate
 
     def new_app(self, role: str, ref: str) -> App:
-        """A fresh app with its own checkout at ``ref`` (the recipe's DEPS provided first;
-        a dependency's own DEPS are not)."""
-        if self.meta.DEPS and not self.dependencies and not self.nested:
-            deps.provide(self)
+        """A fresh app with its own checkout at ``ref`` (with the DEPS the run has)."""
         self.fetch()
         assert self.mirror is not None
         number = len(self.stacks)
         tree = fetch.checkout(self.mirror, ref, self.dir / f"app-{role}-{number}")
         port = janitor.reserve_port(self.id) if self.platform.name == "local" else None
-        app = App.named(self, role, number, tree, port)
+        app = App.named(self.context, self, role, number, tree, port)
         self.apps[app.name] = app
         self.stacks.append(app.name)
         return app
 
     def release_app(self, app: App) -> None:
         """Remove an app no later tier needs (its volumes and secrets go at close)."""
-        teardown.remove_stack(app.name)
+        teardown.remove_stack(self.swarm, app.name)
         self.apps.pop(app.name, None)
         if self.live_app is app:
             self.live_app = None
-
-    def call_pre(self, op: str, app: App) -> None:
-        """ops.py's ``pre_<op>(ctx)``, if the recipe dir has one; what it raises fails the
-        tier, named by the hook's file and line."""
-        hook = self.recipe.ops.get(f"pre_{op}")
-        if hook is None:
-            return
-        with self.tracer.span(f"pre_{op}"):
-            call_named(f"pre_{op}", hook, app.ctx(op), seconds=self.deadline.left())
 
     def record(self, tier: str, **facts: Any) -> None:
         """What a tier did, for the custom tests (``op_state``): base tag, stamps seen,
         the seeded marker, backup archives."""
         self.op_state.setdefault(tier, {}).update(facts)
-        write_json(self._op_state_file, self.op_state)
+        write_json(self.op_state_file, self.op_state)
 
     def record_policy(self, used: Sequence[Violation]) -> None:
         """What the deploys used of what the recipe dir allows, in results.json."""
@@ -178,15 +187,19 @@ class Run:
         self.results.platform["overlays"] = list(self.overlays)
         self.results.save()
 
+    def record_stamps(self, app: str, seen: Mapping[str, str]) -> None:
+        """The labels an app's deploy was seen stamped with, in results.json."""
+        self.results.stamps[app] = dict(seen)
+
     def close(self) -> list[str]:
         """Remove everything of the run — its dependencies' runs last: the app was on
         their networks — and assert that nothing is left."""
         removed: list[str] = []
         try:
             with self.tracer.span("teardown", stacks=self.stacks) as span:
-                removed += teardown.remove_run(self.id, self.stacks)
+                removed += teardown.remove_run(self.id, self.stacks, self.swarm)
                 span.context["removed"] = len(removed)
-                teardown.assert_no_leftovers(self.id, self.stacks)
+                teardown.assert_no_leftovers(self.id, self.stacks, self.swarm)
         finally:
             left: list[CcciError] = []
             for dependency in reversed(self.dependencies):
@@ -201,7 +214,7 @@ class Run:
         return removed
 
     def _release(self) -> None:
-        """The run's port claims, lease, results, trace, log and environment."""
+        """The run's port claims, lease, results, trace and log."""
         janitor.release_ports(self.id)
         self.disk.close()
         log.info("run %s: its resources held %d bytes of disk at most", self.id, self.disk.peak)
@@ -212,9 +225,3 @@ class Run:
         for handler in (self.tracer, self._log):
             package.removeHandler(handler)
         self._log.close()
-        if not self.nested:
-            for name, value in self._env_before.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value

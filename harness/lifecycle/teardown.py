@@ -12,9 +12,10 @@ import logging
 from collections.abc import Iterable, Sequence
 
 from harness.errors import CcciError, TeardownError
+from harness.lifecycle.context import ENGINE, Swarm
 from harness.lifecycle.platform import RUN_LABEL
 from harness.lifecycle.waits import Wait, wait_for
-from harness.swarm import KINDS, NAMESPACE_LABEL, labelled, remove_labelled
+from harness.swarm import KINDS, NAMESPACE_LABEL
 
 __all__ = ["assert_no_leftovers", "leftovers", "remove_run", "remove_stack"]
 
@@ -26,14 +27,14 @@ REMOVAL_WINDOW = 60.0
 class Teardown(Wait):
     """Nothing carrying any of ``labels`` is left (removing it, pass by pass)."""
 
-    def __init__(self, labels: Sequence[str], kinds: Sequence[str] = KINDS) -> None:
-        self.labels, self.kinds = labels, kinds
+    def __init__(self, swarm: Swarm, labels: Sequence[str], kinds: Sequence[str] = KINDS) -> None:
+        self.swarm, self.labels, self.kinds = swarm, labels, kinds
         self.removed: list[str] = []
 
     def check(self) -> tuple[bool, str]:
         found = 0
         for label in self.labels:
-            gone, seen = remove_labelled(label, self.kinds)
+            gone, seen = self.swarm.remove_labelled(label, self.kinds)
             self.removed += gone
             found += seen
         return found == 0, f"{found} resource(s) still there"
@@ -48,15 +49,16 @@ def _labels(run_id: str, stacks: Iterable[str]) -> list[str]:
     return [f"{RUN_LABEL}={run_id}", *(f"{NAMESPACE_LABEL}={s}" for s in stacks)]
 
 
-def remove_stack(stack: str) -> None:
+def remove_stack(swarm: Swarm, stack: str) -> None:
     """Remove one app now (its services and containers); its data goes with the run."""
-    wait_for(Teardown([f"{NAMESPACE_LABEL}={stack}"], ("service", "container")), REMOVAL_WINDOW)
+    removal = Teardown(swarm, [f"{NAMESPACE_LABEL}={stack}"], ("service", "container"))
+    wait_for(removal, REMOVAL_WINDOW)
 
 
-def remove_run(run_id: str, stacks: Iterable[str] = ()) -> list[str]:
+def remove_run(run_id: str, stacks: Iterable[str] = (), swarm: Swarm = ENGINE) -> list[str]:
     """Remove every resource of the run (its label, its stacks); return what was removed.
     What is still in use after the window stays for ``assert_no_leftovers`` to name."""
-    teardown = Teardown(_labels(run_id, stacks))
+    teardown = Teardown(swarm, _labels(run_id, stacks))
     try:
         wait_for(teardown, REMOVAL_WINDOW)
     except TeardownError as exc:
@@ -64,19 +66,21 @@ def remove_run(run_id: str, stacks: Iterable[str] = ()) -> list[str]:
     return teardown.removed
 
 
-def leftovers(run_id: str, stacks: Iterable[str] = ()) -> dict[str, list[str]]:
+def leftovers(
+    run_id: str, stacks: Iterable[str] = (), swarm: Swarm = ENGINE
+) -> dict[str, list[str]]:
     """Resources of the run still there, by kind (empty: no leak)."""
     found: dict[str, list[str]] = {}
     for label in _labels(run_id, stacks):
-        for resource in labelled(label):
+        for resource in swarm.labelled(label):
             names = found.setdefault(resource.kind, [])
             if resource.name not in names:
                 names.append(resource.name)
     return found
 
 
-def assert_no_leftovers(run_id: str, stacks: Iterable[str] = ()) -> None:
-    left = leftovers(run_id, stacks)
+def assert_no_leftovers(run_id: str, stacks: Iterable[str] = (), swarm: Swarm = ENGINE) -> None:
+    left = leftovers(run_id, stacks, swarm)
     if left:
         listed = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in left.items())
         raise TeardownError(f"run {run_id} leaked resources: {listed}")

@@ -4,7 +4,8 @@ Which app each tier uses — decided here, and only here: install deploys the ca
 fresh (what a new user gets); upgrade deploys a second app at the base release and
 upgrades it to the candidate (what an existing user gets). Backup, restore and custom use
 the upgraded app — it carries data seeded before the upgrade — or the install app when no
-upgrade ran. An app no later tier needs is removed as soon as its tier ends.
+upgrade ran. An app no later tier needs is removed as soon as its tier ends. The recipe's
+DEPS are provided before its first app (``deps.provide``), and given to the run.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from harness import fetch
 from harness.errors import CatalogueError, MetaError, PlanError, RecipeError
-from harness.lifecycle import backup
+from harness.lifecycle import backup, deps
 from harness.lifecycle.app import App
 from harness.lifecycle.backup import Archive, Selection
 from harness.lifecycle.converge import converge
@@ -29,7 +30,7 @@ __all__ = [
     "RUNNERS",
     "LintFailure",
     "Unverifiable",
-    "backup_tier",
+    "back_up",
     "install",
     "lint",
     "restore",
@@ -52,6 +53,13 @@ class LintFailure(RecipeError):
     """The recipe fails lint rules of error severity."""
 
 
+def _new_app(run: Run, role: str, ref: str) -> App:
+    """A fresh app of the run, the recipe's DEPS provided first (once)."""
+    if run.meta.DEPS and not run.dependencies:
+        run.use_dependencies(*deps.provide(run))
+    return run.new_app(role, ref)
+
+
 def _keep_or_release(run: Run, app: App, tier: str) -> None:
     if run.needs_app_after(tier):
         run.live_app = app
@@ -66,7 +74,7 @@ def install(run: Run) -> App:
     """Deploy the candidate fresh. When the upgrade tier follows, its first base is
     deployed meanwhile, so both converge at once."""
     candidate = run.fetch()
-    app = run.new_app("install", candidate.sha)
+    app = _new_app(run, "install", candidate.sha)
     app.start("install", release=app.release_here())
     if "upgrade" in run.tiers and run.early_base is None:
         _start_early_base(run)
@@ -83,7 +91,7 @@ def _start_early_base(run: Run) -> None:
     tier to meet again and report as its own."""
     try:
         base = upgrade_bases(run)[0]
-        app = run.new_app("upgrade", base)
+        app = _new_app(run, "upgrade", base)
         app.start("upgrade", release=_base_release(app, base))
     except Exception as exc:
         log.info("%s: no early upgrade base (%s); the upgrade tier deploys it", run.name, exc)
@@ -168,7 +176,7 @@ def upgrade(run: Run) -> App:
             if early is not None and early[0] == base:
                 app = early[1]
             else:
-                app = run.new_app("upgrade", base)
+                app = _new_app(run, "upgrade", base)
                 app.start("upgrade", release=_base_release(app, base))
             app.await_ready("upgrade")
         except CatalogueError as exc:
@@ -192,7 +200,7 @@ def upgrade(run: Run) -> App:
 # -- backup and restore -------------------------------------------------------------------
 
 
-def backup_tier(run: Run) -> None:
+def back_up(run: Run) -> None:
     """Seed, back up as backup-bot would, check the archive is usable (BACKUP_VERIFY)."""
     app = run.live_app
     if app is None or app.plan is None:
@@ -206,7 +214,7 @@ def backup_tier(run: Run) -> None:
         )
     if not chosen:
         raise PlanError("BACKUP_CAPABLE is True, but no service has backupbot.backup=true")
-    run.call_pre("backup", app)
+    app.call_pre("backup")
     app.seed("backup")
     why = ""
     for attempt in (1, 2, 3):
@@ -237,7 +245,9 @@ def _capture(run: Run, app: App, sel: Selection, attempt: int) -> tuple[Selectio
     with run.tracer.span("backup", app=app.name, service=sel.service, attempt=attempt):
         if hook := sel.hooks.get("backup.pre-hook"):
             app.exec_hook(sel.service, hook, "backup")
-        found = backup.archive(app.plan, run.id, sel, run.dir / f"backup-{sel.service}.tar.gz")
+        found = backup.archive(
+            run.swarm, app.plan, run.id, sel, run.dir / f"backup-{sel.service}.tar.gz"
+        )
         if hook := sel.hooks.get("backup.post-hook"):
             app.exec_hook(sel.service, hook, "backup")
         backup.check_usable(found, sel)
@@ -257,11 +267,12 @@ def _restore_running(app: App, pairs: list[tuple[Selection, Archive]], op: str) 
     """The archives into a running app (restore pre-hooks first), then restart what reads
     the restored data, so nothing serves what it cached before."""
     assert app.plan is not None
-    with app.run.tracer.span("restore", app=app.name, running=True):
+    run = app.context
+    with run.tracer.span("restore", app=app.name, running=True):
         for sel, found in pairs:
             if hook := sel.hooks.get("restore.pre-hook"):
                 app.exec_hook(sel.service, hook, op)
-            backup.restore(app.plan, app.run.id, sel, found)
+            backup.restore(run.swarm, app.plan, run.id, sel, found)
         app.restart(sorted({sel.service for sel, _ in pairs}))
 
 
@@ -280,29 +291,29 @@ def restore(run: Run) -> None:
     app = run.live_app
     if app is None or app.plan is None or not run.backups:
         raise Unverifiable("no backup to restore (the backup tier did not pass)")
-    run.call_pre("restore", app)
+    app.call_pre("restore")
     backed_up = app.marker
-    backup.write_marker(app.plan, run.id, f"{run.id}:changed-after-backup")
+    backup.write_marker(run.swarm, app.plan, run.id, f"{run.id}:changed-after-backup")
     cold = [(s, a) for s, a in run.backups if not s.restore_hooks]
     warm = [(s, a) for s, a in run.backups if s.restore_hooks]
 
-    fresh = run.new_app("restore", run.fetch().sha)
+    fresh = _new_app(run, "restore", run.fetch().sha)
     fresh.prepare("restore", release=fresh.release_here())
     assert fresh.plan is not None
     if cold:
         with run.tracer.span("restore", app=fresh.name, before_start=True):
-            backup.create_volumes(
-                fresh.plan, run.id, sorted({k for s, _ in cold for k in s.volumes})
-            )
+            keys = sorted({k for s, _ in cold for k in s.volumes})
+            backup.create_volumes(run.swarm, fresh.plan, run.id, keys)
             for sel, found in cold:
-                backup.restore(fresh.plan, run.id, sel, found)
+                backup.restore(run.swarm, fresh.plan, run.id, sel, found)
     fresh.launch("restore")
     _restore_running(app, run.backups, "restore")
     with run.tracer.span("converge", app=f"{app.name}, {fresh.name}"):
         converge(
+            run.swarm,
             [app.stack, fresh.stack],
             min(app.since, fresh.since),
-            app.window(),
+            app.converge_timeout(),
             run.deadline,
             app.restarted,
         )
@@ -343,7 +354,7 @@ def lint(run: Run) -> dict[str, Any]:
 RUNNERS = {
     "install": install,
     "upgrade": upgrade,
-    "backup": backup_tier,
+    "backup": back_up,
     "restore": restore,
     "lint": lint,
 }

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.deadline import Deadline, poll
 from harness.errors import CcciError, ConvergeError, PlatformError, ProbeError
-from harness.swarm import ping
+
+if TYPE_CHECKING:
+    from harness.lifecycle.context import Swarm
 
 __all__ = ["EngineAnswers", "HookProbe", "HttpHealth", "Wait", "wait_for"]
 
@@ -122,9 +124,12 @@ class HookProbe(Wait):
 class EngineAnswers(Wait):
     """The Docker engine answers again."""
 
+    def __init__(self, swarm: Swarm) -> None:
+        self.swarm = swarm
+
     def check(self) -> tuple[bool, str]:
         try:
-            ping()
+            self.swarm.ping()
         except CcciError as exc:
             return False, str(exc)
         return True, "answering"

@@ -14,7 +14,14 @@ engine refuses of the recipe (its stack config, an image it names) is the recipe
     events.py     the engine's event stream as a wake-up for waits
     resources.py  labelled resources: list, remove, secrets, volumes, images, nodes, disk use
     helper.py     a short-lived helper container on an app's volumes
+
+The module itself is the implementation of the lifecycle's ``Swarm`` protocol
+(``harness.lifecycle.context``): ``stack(name)`` and ``wakeup(since, stacks)`` beside the
+functions below.
 """
+
+from collections.abc import Collection
+from datetime import datetime
 
 from harness.swarm.cli import stack_config
 from harness.swarm.engine import ping, timestamp
@@ -33,6 +40,17 @@ from harness.swarm.resources import (
     remove_labelled,
 )
 from harness.swarm.stacks import NAMESPACE_LABEL, ExecResult, Service, Stack
+
+
+def stack(name: str) -> Stack:
+    """The stack ``name`` (it need not exist yet)."""
+    return Stack(name)
+
+
+def wakeup(since: datetime, stacks: Collection[str]) -> Wakeup:
+    """A wake-up on the engine's events of ``stacks`` since ``since``."""
+    return Wakeup(since, stacks)
+
 
 __all__ = [
     "KINDS",
@@ -53,6 +71,8 @@ __all__ = [
     "ready_nodes",
     "remove_labelled",
     "run_helper",
+    "stack",
     "stack_config",
     "timestamp",
+    "wakeup",
 ]

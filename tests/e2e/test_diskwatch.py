@@ -63,7 +63,7 @@ def test_the_run_is_stopped_past_its_disk_bound_naming_what_holds_most(writer: s
     assert layer >= 40 * MiB
     assert volume >= 30 * MiB
     deadline = Deadline(600)
-    watch = DiskWatch(writer, 50 * MiB, deadline)
+    watch = DiskWatch(writer, 50 * MiB, deadline, disk_use)
     try:
         watch.sample()
     finally:
@@ -80,7 +80,7 @@ def test_the_run_is_stopped_past_its_disk_bound_naming_what_holds_most(writer: s
 def test_a_run_within_its_bound_goes_on(writer: str) -> None:
     _filled(writer)
     deadline = Deadline(600)
-    watch = DiskWatch(writer, 500 * MiB, deadline)
+    watch = DiskWatch(writer, 500 * MiB, deadline, disk_use)
     try:
         watch.sample()
     finally:

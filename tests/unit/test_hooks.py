@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import InfraError, MetaError
-from harness.lifecycle.hooks import HookCtx, load_deps, raised, verdict
+from harness.errors import MetaError
+from harness.lifecycle.hooks import HookCtx, raised, verdict
 from harness.recipe import meta
 from harness.recipe.meta_check import check_hook_signature
 
@@ -111,18 +111,6 @@ def test_ctx_is_frozen(tmp_path: Path) -> None:
     ctx = make_ctx("http://127.0.0.1:1", tmp_path)
     with pytest.raises(AttributeError):
         ctx.domain = "other"  # type: ignore[misc]
-
-
-def test_deps_come_from_the_file_named_in_the_env(tmp_path: Path) -> None:
-    assert load_deps({}) == {}
-    deps_file = tmp_path / "deps.json"
-    deps_file.write_text(json.dumps({"keycloak": {"url": "http://kc", "client_id": "x"}}))
-    assert load_deps({"CCCI_DEPS_FILE": str(deps_file)})["keycloak"]["client_id"] == "x"
-    deps_file.write_text("[1, 2]")
-    with pytest.raises(InfraError, match="expected a JSON object"):
-        load_deps({"CCCI_DEPS_FILE": str(deps_file)})
-    with pytest.raises(InfraError, match="unreadable"):
-        load_deps({"CCCI_DEPS_FILE": str(tmp_path / "missing.json")})
 
 
 def test_the_repr_of_a_ctx_redacts_secret_shaped_env_values(tmp_path: Path) -> None:
