@@ -7,7 +7,8 @@ after ``-x``, a failure or Ctrl-C — and tiers need no fixtures. One collector 
 one ``--dist loadscope`` scope, so a recipe's tiers stay in order on one worker.
 
 A tier's status lives in the run's ``Results`` only; a later tier asks it whether an
-earlier one failed.
+earlier one failed. What a tier's outcome is (blocked, retried, pass, skip, unver, fail) is
+decided by ``tiers.run_tier``; an item only says it as pytest does (skip, xfail, a failure).
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ from typing import Any
 import pytest
 
 from harness import settings
-from harness.errors import CcciError, InfraError, MetaError, RecipeError
+from harness.errors import CcciError, MetaError, RecipeError
 from harness.lifecycle.run import Run
-from harness.lifecycle.tiers import RUNNERS, Unverifiable
-from harness.lifecycle.waits import EngineAnswers, wait_for
+from harness.lifecycle.tiers import RUNNERS, Blocked, Unverifiable, run_tier
 from harness.recipe import customization, manifest
 from harness.recipe.meta_keys import TIERS
 from harness.reports import progress
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 # Tiers run as items of their own, in lifecycle order (custom is the recipe's own tests,
 # each an item); lint follows them.
 LIFECYCLE = tuple(t for t in TIERS if t in RUNNERS)
-ENGINE_BACK_WINDOW = 60.0  # seconds an infra retry waits for the engine to answer again
 
 
 class RecipeDir(pytest.Directory):
@@ -174,10 +173,6 @@ def _terminate_like_interrupt() -> None:
         signal.signal(signal.SIGTERM, interrupt)
 
 
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]
-
-
 class TierItem(pytest.Item):
     """``recipes/<name>::<tier>``."""
 
@@ -202,59 +197,25 @@ class TierItem(pytest.Item):
         run = self.recipe_dir.run
         assert run is not None
         self.user_properties.append(("ccci_run_dir", str(run.dir)))
-        results = run.results
-        blocked = results.blocker()
-        if blocked is not None and self.tier != "lint":  # lint needs no app
-            earlier, designed = blocked
-            reason = f"{earlier} failed{' as designed' if designed else ''}: {self.tier} cannot run"
-            results.end_tier(self.tier, TierResult("unver", reason))
-            pytest.skip(reason)
-        results.start_tier(self.tier)
         try:
-            self._run_tier(run)
+            run_tier(run, self.tier, item=self.nodeid)
+        except Blocked as exc:
+            pytest.skip(str(exc))
         except Unverifiable as exc:
-            status = "skip" if exc.structural else "unver"
-            results.end_tier(self.tier, TierResult(status, str(exc)))
             if not exc.structural:  # loud: a rung we could not verify is never silent
                 warnings.warn(
                     pytest.PytestWarning(f"{self.nodeid} unverified: {exc}"), stacklevel=1
                 )
             pytest.skip(f"{'n/a' if exc.structural else 'unverified'}: {exc}")
         except RecipeError as exc:
-            results.end_tier(self.tier, TierResult("fail", _reason(exc), failure_class="recipe"))
             if self.tier == run.meta.EXPECT_FAIL:
                 pytest.xfail(f"designed failure: {type(exc).__name__}: {exc}")
             raise
-        except BaseException as exc:
-            # The platform or the harness failed, or the run was interrupted: never a
-            # verdict on the recipe, so the rung stays unverified, loudly.
-            attempts = 2 if getattr(exc, "ccci_retried", False) else 1
-            results.end_tier(
-                self.tier,
-                TierResult("unver", _reason(exc), failure_class="infra", attempts=attempts),
-            )
-            raise
-        results.end_tier(self.tier, TierResult("pass"))
         if self.tier == run.meta.EXPECT_FAIL:
             pytest.fail(
                 f"canary {self.recipe_dir.customization.recipe} was designed to fail at"
                 f" {self.tier}, but passed"
             )
-
-    def _run_tier(self, run: Run) -> None:
-        """Run the tier; an infra failure (engine, network, harness) gets one more try."""
-        for attempt in (1, 2):
-            try:
-                with run.tracer.span(self.tier, attempt=attempt):
-                    RUNNERS[self.tier](run)
-                return
-            except InfraError as exc:
-                if attempt == 2:
-                    exc.ccci_retried = True  # type: ignore[attr-defined]
-                    raise
-                log.warning("%s: infra failure, retrying once: %s", self.nodeid, _reason(exc))
-                # An engine that dropped out for a moment is retried once it is back.
-                wait_for(EngineAnswers(run.swarm), ENGINE_BACK_WINDOW, run.deadline)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CcciError):

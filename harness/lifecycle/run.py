@@ -80,6 +80,7 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.apps: dict[str, App] = {}  # live apps, by stack name
         self.stacks: list[str] = []  # every stack the run created
+        self.ports: list[int] = []  # the host ports it reserved
         self.overlays: list[str] = []
         self.mirror: Path | None = None
         self.candidate: Checkout | None = None
@@ -157,6 +158,7 @@ class Run:
         number = len(self.stacks)
         tree = fetch.checkout(self.mirror, ref, self.dir / f"app-{role}-{number}")
         port = janitor.reserve_port(self.id) if self.platform.name == "local" else None
+        self.ports += [port] if port is not None else []
         app = App.named(self.context, self, role, number, tree, port)
         self.apps[app.name] = app
         self.stacks.append(app.name)
@@ -215,7 +217,8 @@ class Run:
 
     def _release(self) -> None:
         """The run's port claims, lease, results, trace and log."""
-        janitor.release_ports(self.id)
+        if self.ports:  # their claims and firewall rules
+            janitor.release_ports(self.id)
         self.disk.close()
         log.info("run %s: its resources held %d bytes of disk at most", self.id, self.disk.peak)
         self.lease.release()

@@ -14,30 +14,36 @@ import logging
 from typing import Any
 
 from harness import fetch
-from harness.errors import CatalogueError, MetaError, PlanError, RecipeError
+from harness.errors import CatalogueError, InfraError, MetaError, PlanError, RecipeError
 from harness.lifecycle import backup, deps
 from harness.lifecycle.app import App
 from harness.lifecycle.backup import Archive, Selection
 from harness.lifecycle.converge import converge
 from harness.lifecycle.hooks import raised, verdict
 from harness.lifecycle.run import Run
+from harness.lifecycle.waits import EngineAnswers, wait_for
 from harness.recipe import catalogue
 from harness.recipe.lint import lint as lint_recipe
 from harness.recipe.lint import render_table
 from harness.recipe.lint import summary as lint_summary
+from harness.reports.results import TierResult
 
 __all__ = [
     "RUNNERS",
+    "Blocked",
     "LintFailure",
     "Unverifiable",
     "back_up",
     "install",
     "lint",
     "restore",
+    "run_tier",
     "upgrade",
 ]
 
 log = logging.getLogger(__name__)
+
+ENGINE_BACK_WINDOW = 60.0  # seconds an infra retry waits for the engine to answer again
 
 
 class Unverifiable(Exception):
@@ -49,8 +55,62 @@ class Unverifiable(Exception):
         self.structural = structural
 
 
+class Blocked(Unverifiable):
+    """An earlier tier failed (for the recipe or the platform): this one cannot run."""
+
+
 class LintFailure(RecipeError):
     """The recipe fails lint rules of error severity."""
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def run_tier(run: Run, tier: str, *, item: str | None = None) -> None:
+    """Run ``tier`` of ``run`` and record its result in ``run.results``; what the tier
+    raised is raised again once recorded. Decided here: a tier after one that failed does
+    not run (``Blocked``: unver; lint needs no app and always runs); ``Unverifiable`` is
+    ``skip`` when structural, else ``unver``; a ``RecipeError`` is ``fail``, the recipe's;
+    anything else is the platform's or the harness's (``infra``) or an interruption:
+    ``unver``, never a verdict on the recipe — an ``InfraError`` after one more try, once
+    the engine answers again. ``item`` is what the log calls the tier (a pytest node id)."""
+    item = item or f"{run.name}::{tier}"
+    results = run.results
+    blocked = results.blocker()
+    if blocked is not None and tier != "lint":
+        earlier, designed = blocked
+        reason = f"{earlier} failed{' as designed' if designed else ''}: {tier} cannot run"
+        results.end_tier(tier, TierResult("unver", reason))
+        raise Blocked(reason)
+    results.start_tier(tier)
+    attempt = 1
+    try:
+        while True:
+            try:
+                with run.tracer.span(tier, attempt=attempt):
+                    RUNNERS[tier](run)
+                break
+            except InfraError as exc:
+                if attempt == 2:
+                    raise
+                log.warning("%s: infra failure, retrying once: %s", item, _reason(exc))
+                # An engine that dropped out for a moment is retried once it is back.
+                wait_for(EngineAnswers(run.swarm), ENGINE_BACK_WINDOW, run.deadline)
+                attempt = 2
+    except Unverifiable as exc:
+        status = "skip" if exc.structural else "unver"
+        results.end_tier(tier, TierResult(status, str(exc)))
+        raise
+    except RecipeError as exc:
+        results.end_tier(tier, TierResult("fail", _reason(exc), failure_class="recipe"))
+        raise
+    except BaseException as exc:
+        results.end_tier(
+            tier, TierResult("unver", _reason(exc), failure_class="infra", attempts=attempt)
+        )
+        raise
+    results.end_tier(tier, TierResult("pass"))
 
 
 def _new_app(run: Run, role: str, ref: str) -> App:
