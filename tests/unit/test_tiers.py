@@ -78,18 +78,16 @@ def tmp_dir(memory: Path, request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(scope="module")
 def catalogue(memory: Path) -> Path:
-    """Recipe repos: two releases of each (the candidate is the later), a recipe whose
-    older release crash-loops, one without backup labels, one with restore hooks, one
-    with a single release, and a dependency."""
+    """Recipe repos: two releases of each (the candidate is the later) — a recipe whose
+    older release crash-loops, one with restore hooks, one that crash-loops — and a
+    dependency: one release, no backup labels."""
     (memory / "workspace").mkdir()
     workspace = Workspace(memory / "workspace")
     two = [("1.0.0+1", compose()), ("1.1.0+1", compose())]
     workspace.recipe("demo", two)
     workspace.recipe("badbase", [("1.0.0+1", compose("cc-ci/crash")), ("1.1.0+1", compose())])
-    workspace.recipe("nolabels", [(t, compose(labels="")) for t, _ in two])
     workspace.recipe("hooked", [(t, compose(labels=HOOKED)) for t, _ in two])
     workspace.recipe("crash", [(t, compose("cc-ci/crash")) for t, _ in two])
-    workspace.recipe("single", [("1.0.0+1", compose())])
     workspace.recipe("provider", [("1.0.0+1", compose(labels=""))])
     return workspace.catalogue
 
@@ -132,13 +130,13 @@ def runs(root: Path, catalogue: Path, swarm: FakeSwarm) -> Iterator[MakeRun]:
         upgrade_from: str | None = None,
         platform: Platform | None = None,
     ) -> Run:
+        provider = root / "recipes" / "provider"  # the recipe dir of DEPS = ("provider",)
+        provider.mkdir(parents=True, exist_ok=True)
+        (provider / "recipe_meta.py").write_text("")
+        (provider / "ops.py").write_text('def provide(ctx):\n    return {"client_id": "cc-ci"}\n')
         recipe_dir = root / "recipes" / name
         recipe_dir.mkdir(parents=True, exist_ok=True)
         (recipe_dir / "recipe_meta.py").write_text(meta)
-        provider = root / "recipes" / "provider"
-        provider.mkdir(exist_ok=True)
-        (provider / "recipe_meta.py").write_text("")
-        (provider / "ops.py").write_text('def provide(ctx):\n    return {"client_id": "cc-ci"}\n')
         run = Run(
             customization.read(recipe_dir),
             catalogue=str(catalogue),
@@ -265,7 +263,7 @@ def test_upgrade_from_chooses_the_base(make_run: MakeRun) -> None:
 def test_an_upgrade_without_an_earlier_release_is_structurally_skipped(
     make_run: MakeRun,
 ) -> None:
-    run = make_run(name="single")
+    run = make_run(name="provider")
     assert play(run, "install", "upgrade")["upgrade"] == "skip"
     assert "no release before the candidate" in run.results.tiers["upgrade"].reason
 
@@ -365,20 +363,20 @@ def test_an_infra_failure_blocks_the_later_tiers_too(make_run: MakeRun, swarm: F
 
 
 def test_no_backup_labels_is_unverified_a_coverage_gap(make_run: MakeRun) -> None:
-    run = make_run(name="nolabels", tier_list=("install", "backup", "lint"))
+    run = make_run(name="provider", tier_list=("install", "backup", "lint"))
     assert play(run, "install", "backup")["backup"] == "unver"
     assert "not backup-capable" in run.results.tiers["backup"].reason
 
 
 def test_no_backup_labels_declared_na_is_skipped(make_run: MakeRun) -> None:
     meta = 'EXPECTED_NA = {"backup_restore": "stateless"}\n'
-    run = make_run(name="nolabels", meta=meta, tier_list=("install", "backup", "lint"))
+    run = make_run(name="provider", meta=meta, tier_list=("install", "backup", "lint"))
     assert play(run, "install", "backup")["backup"] == "skip"
     assert run.results.document()["rungs"]["backup_restore"]["status"] == "skip"
 
 
 def test_backup_capable_without_labels_is_the_recipes_failure(make_run: MakeRun) -> None:
-    run = make_run(name="nolabels", meta="BACKUP_CAPABLE = True\n", tier_list=("install", "backup"))
+    run = make_run(name="provider", meta="BACKUP_CAPABLE = True\n", tier_list=("install", "backup"))
     tiers.install(run)
     with pytest.raises(PlanError, match=r"no service has backupbot\.backup=true"):
         tiers.back_up(run)
@@ -489,7 +487,7 @@ def test_a_run_writes_nothing_into_the_process_environment(make_run: MakeRun) ->
 # -- DEPS ------------------------------------------------------------------------------
 
 
-def test_deps_are_provided_before_the_first_app_and_reach_its_hooks(
+def test_deps_are_provided_first_reach_the_hooks_and_close_with_the_run(
     make_run: MakeRun, swarm: FakeSwarm
 ) -> None:
     run = make_run(meta='DEPS = ("provider",)\n', tier_list=("install", "lint"))
@@ -505,6 +503,9 @@ def test_deps_are_provided_before_the_first_app_and_reach_its_hooks(
     joined = deployed["networks"]["ccci_dependency_0"]["name"]
     assert joined == f"{dependency.live_app.name}_default"
     assert json.loads((run.dir / "deps.json").read_text())["provider"]["client_id"] == "cc-ci"
+    run.close()  # the dependency's own run is closed with the recipe's
+    assert swarm.labelled(f"{RUN_LABEL}={dependency.id}") == []
+    assert dependency.results.finished is not None
 
 
 def test_a_dependency_that_fails_is_infra_and_leaves_nothing(
@@ -518,14 +519,3 @@ def test_a_dependency_that_fails_is_infra_and_leaves_nothing(
     assert (result.status, result.failure_class, result.attempts) == ("unver", "infra", 2)
     assert run.dependencies == []
     assert not [s for s in swarm.services if s.startswith("provider")]
-
-
-def test_a_dependencys_own_run_is_closed_with_the_recipes(
-    make_run: MakeRun, swarm: FakeSwarm
-) -> None:
-    run = make_run(meta='DEPS = ("provider",)\n', tier_list=("install", "lint"))
-    tiers.install(run)
-    [dependency] = run.dependencies
-    run.close()
-    assert swarm.labelled(f"{RUN_LABEL}={dependency.id}") == []
-    assert dependency.results.finished is not None
