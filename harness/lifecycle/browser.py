@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from harness.chromium import CHROMIUM, CHROMIUM_ARGS
 from harness.proc import child_env
 
 __all__ = [
@@ -47,15 +48,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # WebRTC only through the proxy, i.e. never to a STUN or TURN server of the page's.
-    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
-]
 BROWSER_USER = "ccci-browser"
 BLOCKED_FILE = "browser-blocked.txt"
 MAX_BLOCKED = 100

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from playwright.sync_api import ViewportSize, sync_playwright
 
-from harness.lifecycle.browser import CHROMIUM, CHROMIUM_ARGS
+from harness.chromium import launch_for_own_pages
 from harness.reports.results import RUNGS, read
 from harness.reports.site import _COLOUR, _environment, _Run
 
@@ -61,7 +61,7 @@ def _render(run_dir: Path) -> None:
     )
     out = run_dir / "card.png"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_for_own_pages(playwright.chromium)
         try:
             page = browser.new_page(viewport=_SIZE)
             page.set_content(html, wait_until="load")

@@ -15,7 +15,7 @@ from typing import Any
 
 from harness import redact
 from harness.errors import DeployError, EngineError, ProbeError
-from harness.swarm import cli
+from harness.swarm.cli import docker as docker_cli
 from harness.swarm.engine import client, translated
 
 __all__ = ["NAMESPACE_LABEL", "ExecResult", "Service", "Stack"]
@@ -69,7 +69,7 @@ class Stack:
 
     def deploy(self, deploy_file: Path) -> None:
         """``docker stack deploy`` of a deploy file; returns once the swarm took it."""
-        cli.docker(
+        docker_cli(
             [
                 *("stack", "deploy", "--detach=true", "--prune", "--resolve-image", "never"),
                 *("-c", str(deploy_file), self.name),

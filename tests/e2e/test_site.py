@@ -12,7 +12,7 @@ from urllib.parse import urldefrag, urljoin
 import pytest
 from playwright.sync_api import Page
 
-from harness.lifecycle.browser import CHROMIUM, CHROMIUM_ARGS
+from harness.chromium import launch_for_own_pages
 from harness.lifecycle.browser import browser as shared_browser
 from harness.reports.site import build
 from tests.conftest import WEB_APP, Workspace
@@ -83,7 +83,7 @@ def _crawl(page: Page, start: str) -> tuple[set[str], list[str]]:
 def test_the_site_shows_every_recipe_and_every_link_resolves(site: Path) -> None:
     # A person's chromium opening the site from disk, as root: the run's own browser is
     # sandboxed as another user, which cannot read this session's temp dirs.
-    reader = shared_browser().browser_type.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    reader = launch_for_own_pages(shared_browser().browser_type)
     page = reader.new_page()
     try:
         index = (site / "index.html").as_uri()
