@@ -187,35 +187,31 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import os
-
+    from harness.config import DEFAULT_JANITOR_AGE, DEFAULT_RUN_DEADLINE, FACES, resolve
     from harness.serve.service import Config, serve
     from harness.settings import ini_values
 
-    ini = ini_values(Path.cwd())  # read here, once: no other command needs it
+    flags = {name: getattr(args, name.replace("-", "_"), None) for name in FACES["serve"]}
+    flags |= {"repos": args.repo, "orgs": args.org}  # each flag repeated: --repo, --org
+    values = resolve(FACES["serve"], flags, ini_values(Path.cwd()))
 
-    def setting(name: str, default: str | None = None) -> str | None:
-        """The flag, else ``CCCI_<NAME>``, else ``ccci_<name>`` in the ini, else ``default``."""
-        given = getattr(args, name)
-        if given is not None:
-            return str(given)
-        return os.environ.get(f"CCCI_{name.upper()}") or ini.get(f"ccci_{name}", default)
+    def setting(name: str) -> str | None:
+        return values[name].value
 
-    def words(flag: list[str] | None, name: str) -> tuple[str, ...]:
-        raw = os.environ.get(f"CCCI_{name.upper()}") or ini.get(f"ccci_{name}", "")
-        return tuple(flag if flag is not None else raw.replace(",", " ").split())
+    def words(name: str) -> tuple[str, ...]:
+        return tuple((setting(name) or "").replace(",", " ").split())
 
-    def number(name: str, default: str, kind: type[float] | type[int]) -> float:
-        raw = setting(name, default)
+    def number(name: str, default: float, kind: type[float] | type[int]) -> float:
+        raw = setting(name)
         try:
-            return kind(raw or default)
+            return kind(raw) if raw else default
         except ValueError:
-            raise CcciError(f"serve: {name.replace('_', '-')} {raw!r} is not a number") from None
+            raise CcciError(f"serve: {values[name].source} {raw!r} is not a number") from None
 
-    token, secret = os.environ.get("CCCI_FORGE_TOKEN"), os.environ.get("CCCI_WEBHOOK_SECRET", "")
-    forge_url, listen = setting("forge_url"), str(setting("listen", "127.0.0.1:8088"))
-    poll = number("poll", "0", float) or None
-    repos, orgs = words(args.repo, "repos"), words(args.org, "orgs")
+    token, secret = setting("forge-token"), setting("webhook-secret") or ""
+    forge_url, listen = setting("forge-url"), str(setting("listen"))
+    poll = number("poll", 0, float) or None
+    repos, orgs = words("repos"), words("orgs")
     if not forge_url:
         raise CcciError("serve: no forge: give --forge-url or CCCI_FORGE_URL")
     if not token:
@@ -227,33 +223,33 @@ def _serve(args: argparse.Namespace) -> int:
     _host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit():
         raise CcciError(f"serve: --listen {listen!r} is not HOST:PORT")
-    dispatch, ci_repo = setting("dispatch"), setting("ci_repo")
+    dispatch, ci_repo = setting("dispatch"), setting("ci-repo")
     api = None
     if dispatch:
         from harness.ci.api import connect
 
         if not ci_repo:
             raise CcciError("serve: --dispatch needs --ci-repo OWNER/NAME (its pipeline runs jobs)")
-        api = connect(dispatch, setting("ci_url") or "", os.environ.get("CCCI_CI_TOKEN", ""))
+        api = connect(dispatch, setting("ci-url") or "", setting("ci-token") or "")
     return serve(
         Config(
             forge_url=forge_url,
             token=token,
             secret=secret,
-            state_dir=Path(str(setting("state_dir", "state"))).resolve(),
-            runs_dir=Path(str(setting("runs_dir", "runs"))).resolve(),
-            public_url=(setting("public_url") or f"http://{listen}").rstrip("/"),
+            state_dir=Path(str(setting("state-dir"))).resolve(),
+            runs_dir=Path(setting("runs-dir") or "runs").resolve(),
+            public_url=(setting("public-url") or f"http://{listen}").rstrip("/"),
             listen=listen,
-            parallel=int(number("parallel", "1", int)),
+            parallel=int(number("parallel", 1, int)),
             repos=repos,
             orgs=orgs,
             poll=poll,
             recipes_dir=RECIPES_DIR,
-            run_deadline=number("run_deadline", "3600", float),
-            janitor_age=number("janitor_age", "60", float),
+            run_deadline=number("run-deadline", DEFAULT_RUN_DEADLINE, float),
+            janitor_age=number("janitor-age", DEFAULT_JANITOR_AGE, float),
             dispatch=api,
             ci_repo=ci_repo or "",
-            ci_branch=str(setting("ci_branch", "main")),
+            ci_branch=str(setting("ci-branch")),
         )
     )
 
@@ -301,26 +297,27 @@ def _add_serve(commands: Any) -> None:
     add("--ci-url", help="the CI engine's base URL (with --dispatch)")
     add("--ci-repo", metavar="OWNER/NAME", help="the engine's repo whose pipeline runs jobs")
     add("--ci-branch", help="the branch its pipeline runs on (default: main)")
-    add("--run-deadline", type=float, help="as for cc-ci run (default: 3600)")
-    add("--janitor-age", type=float, help="as for cc-ci run (default: 60)")
+    add("--run-deadline", type=float, help="as for cc-ci run")
+    add("--janitor-age", type=float, help="as for cc-ci run")
 
 
 def _watch(args: argparse.Namespace) -> int:
     """Exit 0 when the pipeline succeeded, 1 when it failed, 2 when it cannot be watched."""
-    import os
-
     from harness.ci.api import CannotWatch, connect
     from harness.ci.watch import EXIT, follow
+    from harness.config import FACES, resolve
     from harness.deadline import Deadline
     from harness.fetch import git
+    from harness.settings import ini_values
 
     try:
         repo = args.repo or _remote_repo(git("remote", "get-url", "origin", cwd=Path.cwd()))
         commit = (args.commit or git("rev-parse", "HEAD", cwd=Path.cwd())).strip().lower()
+        values = resolve(FACES["watch"], ini=ini_values(Path.cwd()))
         api = connect(
-            os.environ.get("CCCI_CI_ENGINE", ""),
-            os.environ.get("CCCI_CI_URL", ""),
-            os.environ.get("CCCI_CI_TOKEN", ""),
+            values["ci-engine"].value or "",
+            values["ci-url"].value or "",
+            values["ci-token"].value or "",
         )
         try:
             pipeline = follow(
@@ -338,6 +335,18 @@ def _watch(args: argparse.Namespace) -> int:
         print(f"cc-ci: error: {kind}{exc}", file=sys.stderr)
         return 2
     return EXIT.get(pipeline.outcome, 2)
+
+
+def _config(args: argparse.Namespace) -> int:
+    """Every setting of each face of cc-ci: its value and where it came from."""
+    from harness.config import FACES, resolve, table
+    from harness.settings import ini_values
+
+    ini = ini_values(Path.cwd())
+    for face, names in FACES.items():
+        print(f"[{face}]")
+        print(table(resolve(names, ini=ini)))
+    return 0
 
 
 def _job(args: argparse.Namespace) -> int:
@@ -418,6 +427,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     compare.add_argument("run_b", type=Path, nargs="?")
     check = commands.add_parser("meta", help="validate a recipe dir's recipe_meta.py")
     check.add_argument("recipe_dir", type=Path)
+    commands.add_parser(
+        "config",
+        help="every setting: its value and where it came from (flag, CCCI_*, ini, default)",
+    )
     report = commands.add_parser("report", help="build the static site of a runs dir")
     report.add_argument("runs_dir", type=Path, nargs="?", default=Path("runs"))
     report.add_argument("out_dir", type=Path, nargs="?")
@@ -453,6 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "serve": _serve,
             "report": _report,
             "watch": _watch,
+            "config": _config,
             "job": _job,
         }
         return handlers[args.command](args)

@@ -20,13 +20,13 @@ from pathlib import Path
 from filelock import FileLock
 
 from harness import proc
+from harness.config import cache_dir
 from harness.errors import CatalogueError
 from harness.recipe.catalogue import TAG_FORMAT, Release, Tag, parse_tags, releases_of
 from harness.recipe.policy import refuse_escaping_symlinks
 
 __all__ = [
     "CACHE_DIR",
-    "DEFAULT_CATALOGUE",
     "Checkout",
     "checkout",
     "git",
@@ -35,8 +35,7 @@ __all__ = [
     "tags",
 ]
 
-CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cc-ci"
-DEFAULT_CATALOGUE = str(CACHE_DIR / "demo-catalogue")
+CACHE_DIR = cache_dir()
 
 _PULL = re.compile(r"^(?:refs/)?(?:pull|pr)/(\d+)(?:/head)?$")
 

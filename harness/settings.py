@@ -1,42 +1,32 @@
 """cc-ci's options: one help text per option and its ini twin, resolved once, frozen.
 
-Precedence: command line, then environment (``CCCI_<NAME>``), then ini, then default.
+Precedence: command line, then environment (``CCCI_<NAME>``), then ini, then default —
+resolved by ``harness.config``, the one place every setting of cc-ci is read.
 Resolved on first use (``of(config)``): a session that names no recipe dir never does,
 and imports nothing else of cc-ci.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from harness.config import (
+    DEFAULT_JANITOR_AGE,
+    DEFAULT_RUN_DEADLINE,
+    FACES,
+    SETTINGS,
+    Value,
+)
+from harness.config import resolve as resolve_settings
+
 __all__ = ["OPTIONS", "Settings", "add_options", "ini_values", "of"]
 
 
-def _default_catalogue() -> str:
-    from harness.fetch import DEFAULT_CATALOGUE
-
-    return DEFAULT_CATALOGUE
-
-
-# name -> help; each is --<name> on the command line, ccci_<name> in ini, CCCI_<NAME> in env.
-OPTIONS = {
-    "catalogue": "where recipes are fetched from: a URL prefix or a directory of recipe repos"
-    " (default: the demo catalogue built by scripts/setup)",
-    "ref": "the candidate: a tag, branch, commit or pull/<n> (default: the default branch)",
-    "tiers": "comma-separated tiers to run: install, upgrade, backup, restore, custom"
-    " (default: every one the recipe dir's TIERS names)",
-    "upgrade-from": "the release tag the upgrade tier starts from (default: the recipe dir's"
-    " UPGRADE_FROM, else the release before the candidate)",
-    "pull": "when images are pulled: missing (default), always (but images built here), never",
-    "runs-dir": "where run dirs are written (default: runs/ beside the ini file, else in"
-    " the working directory)",
-    "run-deadline": "seconds a recipe's run may take, every wait included (default: 3600)",
-    "janitor-age": "seconds after which resources of dead runs are swept (default: 60)",
-}
+# name -> help of each option of a recipe's run: --<name>, ccci_<name> in ini, CCCI_<NAME>.
+OPTIONS = {name: SETTINGS[name].help for name in FACES["run"]}
 
 
 @dataclass(frozen=True)
@@ -47,8 +37,8 @@ class Settings:
     runs_dir: Path
     upgrade_from: str | None = None
     pull: str = "missing"
-    run_deadline: float = 3600.0
-    janitor_age: float = 60.0
+    run_deadline: float = DEFAULT_RUN_DEADLINE
+    janitor_age: float = DEFAULT_JANITOR_AGE
 
 
 _SETTINGS = pytest.StashKey[Settings]()
@@ -68,48 +58,42 @@ def add_options(parser: pytest.Parser) -> None:
         parser.addini(f"ccci_{name.replace('-', '_')}", help_text)
 
 
-def _value(config: pytest.Config, name: str) -> tuple[str | None, str]:
-    """The raw value of option ``name`` and where it came from."""
-    key = name.replace("-", "_")
-    given = config.getoption(f"ccci_{key}")
-    if given:
-        return str(given), f"--{name}"
-    env = os.environ.get(f"CCCI_{key.upper()}")
-    if env:
-        return env, f"CCCI_{key.upper()}"
-    ini = config.getini(f"ccci_{key}")
-    return (str(ini), f"ini ccci_{key}") if ini else (None, "default")
+def _values(config: pytest.Config) -> dict[str, Value]:
+    """The session's options, each with where it came from (``harness.config``)."""
+    keys = {name: f"ccci_{name.replace('-', '_')}" for name in FACES["run"]}
+    flags = {name: config.getoption(key) for name, key in keys.items()}
+    ini = {key: str(config.getini(key) or "") for key in keys.values()}
+    return resolve_settings(FACES["run"], flags, ini)
 
 
 def resolve(config: pytest.Config) -> Settings:
     from harness.recipe.meta_keys import TIERS
     from harness.swarm import PULL_POLICIES
 
-    catalogue, _ = _value(config, "catalogue")
-    ref, _ = _value(config, "ref")
-    tiers_raw, source = _value(config, "tiers")
-    tiers = tuple(t.strip() for t in (tiers_raw or ",".join(TIERS)).split(",") if t.strip())
+    values = _values(config)
+    tiers_raw = values["tiers"]
+    tiers = tuple(t.strip() for t in (tiers_raw.value or ",".join(TIERS)).split(",") if t.strip())
     unknown = [t for t in tiers if t not in TIERS]
     if unknown:
         raise pytest.UsageError(
-            f"{source}: unknown tier(s) {', '.join(unknown)}; tiers are {', '.join(TIERS)}"
+            f"{tiers_raw.source}: unknown tier(s) {', '.join(unknown)};"
+            f" tiers are {', '.join(TIERS)}"
         )
-    runs_dir, _ = _value(config, "runs-dir")
-    upgrade_from, _ = _value(config, "upgrade-from")
-    pull, source = _value(config, "pull")
-    if pull is not None and pull not in PULL_POLICIES:
+    pull = values["pull"]
+    if pull.value is not None and pull.value not in PULL_POLICIES:
         raise pytest.UsageError(
-            f"{source}: {pull!r} is not a pull policy ({', '.join(PULL_POLICIES)})"
+            f"{pull.source}: {pull.value!r} is not a pull policy ({', '.join(PULL_POLICIES)})"
         )
+    runs_dir = values["runs-dir"].value
     return Settings(
-        catalogue=catalogue or _default_catalogue(),
-        ref=ref,
+        catalogue=str(values["catalogue"].value),
+        ref=values["ref"].value,
         tiers=tiers,
         runs_dir=Path(runs_dir) if runs_dir else _default_runs_dir(config),
-        upgrade_from=upgrade_from,
-        pull=pull or "missing",
-        run_deadline=_seconds(config, "run-deadline", 3600.0),
-        janitor_age=_seconds(config, "janitor-age", 60.0),
+        upgrade_from=values["upgrade-from"].value,
+        pull=pull.value or "missing",
+        run_deadline=_seconds(values["run-deadline"]),
+        janitor_age=_seconds(values["janitor-age"]),
     )
 
 
@@ -121,16 +105,13 @@ def _default_runs_dir(config: pytest.Config) -> Path:
     return Path(base) / "runs"
 
 
-def _seconds(config: pytest.Config, name: str, default: float) -> float:
-    raw, source = _value(config, name)
-    if raw is None:
-        return default
+def _seconds(found: Value) -> float:
     try:
-        value = float(raw)
+        value = float(found.value or "")
     except ValueError:
         value = -1.0
     if value < 0:
-        raise pytest.UsageError(f"{source}: {raw!r} is not a number of seconds")
+        raise pytest.UsageError(f"{found.source}: {found.value!r} is not a number of seconds")
     return value
 
 

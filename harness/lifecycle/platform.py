@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 import re
 import secrets
 import socket
@@ -30,6 +29,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from harness.config import FACES, resolve
 from harness.errors import MetaError, PlatformError
 from harness.fetch import CACHE_DIR
 from harness.files import read_or_make
@@ -90,11 +90,12 @@ def detect() -> Platform:
     locally, as production swarms have it remotely; ``CCCI_IPVS=yes|no`` says otherwise."""
     from harness.swarm.engine import where
 
-    said = os.environ.get("CCCI_IPVS", "").lower()
+    knobs = resolve(FACES["platform"])
+    said = (knobs["ipvs"].value or "").lower()
     if said not in ("", "yes", "no"):
-        raise PlatformError(f"CCCI_IPVS={said!r}: say yes or no")
+        raise PlatformError(f"{knobs['ipvs'].source}={said!r}: say yes or no")
     if not where().startswith("unix://"):
-        domain = os.environ.get("CCCI_DOMAIN", "").strip(".").lower()
+        domain = (knobs["domain"].value or "").strip(".").lower()
         if not re.fullmatch(
             r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", domain
         ):
@@ -102,7 +103,7 @@ def detect() -> Platform:
                 f"the engine at {where()} is remote: set CCCI_DOMAIN to the wildcard domain"
                 " its proxy serves apps under (e.g. ci.example.org)"
             )
-        proxy = os.environ.get("CCCI_PROXY") or None
+        proxy = knobs["proxy"].value or None
         return Platform("remote", ipvs=said != "no", domain=domain, proxy=proxy)
     ipvs = Path("/proc/net/ip_vs").exists() or Path("/sys/module/ip_vs").exists()
     return Platform("local", ipvs=ipvs if not said else said == "yes")

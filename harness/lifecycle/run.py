@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import fetch
+from harness.config import DEFAULT_RUN_DEADLINE
 from harness.deadline import Deadline
 from harness.errors import CcciError
 from harness.fetch import Checkout
@@ -53,7 +54,7 @@ class Run:
         catalogue: str,
         ref: str | None,
         runs_root: Path,
-        deadline: float = 3600.0,
+        deadline: float = DEFAULT_RUN_DEADLINE,
         platform: Platform | None = None,
         tiers: Sequence[str] = (*TIERS, "lint"),
         upgrade_from: str | None = None,

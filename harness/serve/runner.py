@@ -29,6 +29,7 @@ from typing import Any
 from filelock import FileLock
 
 import harness
+from harness.config import DEFAULT_JANITOR_AGE, DEFAULT_RUN_DEADLINE, cache_dir
 from harness.deadline import Deadline, poll
 from harness.errors import CatalogueError, last_line
 from harness.fetch import git
@@ -348,10 +349,10 @@ def run_dispatched(env: Mapping[str, str], recipes_dir: Path) -> Outcome:
         if ref
     ]
     runs_dir = Path(need("CCCI_RUNS_DIR"))
-    state_dir = Path(env.get("CCCI_STATE_DIR") or Path.home() / ".cache" / "cc-ci" / "agent")
+    state_dir = Path(env.get("CCCI_STATE_DIR") or cache_dir(env) / "agent")
     try:
-        deadline = float(env.get("CCCI_RUN_DEADLINE", "3600"))
-        age = float(env.get("CCCI_JANITOR_AGE", "60"))
+        deadline = float(env.get("CCCI_RUN_DEADLINE") or DEFAULT_RUN_DEADLINE)
+        age = float(env.get("CCCI_JANITOR_AGE") or DEFAULT_JANITOR_AGE)
     except ValueError:
         raise CatalogueError("job: CCCI_RUN_DEADLINE / CCCI_JANITOR_AGE are not numbers") from None
     listed = env.get(LISTED_ENV, "no")

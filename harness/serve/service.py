@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from harness.ci.api import Api
+from harness.config import DEFAULT_RUN_DEADLINE
 from harness.errors import CcciError
 from harness.lifecycle import janitor
 from harness.reports import card, site
@@ -57,7 +58,7 @@ class Config:
     orgs: tuple[str, ...] = ()  # members of these may start runs too; their repos are listed
     poll: float | None = None
     recipes_dir: Path = Path("recipes")
-    run_deadline: float = 3600.0
+    run_deadline: float = DEFAULT_RUN_DEADLINE
     janitor_age: float = 60.0
     dispatch: Api | None = None  # hand jobs to this CI engine's agents instead
     ci_repo: str = ""  # the engine's repo whose pipeline file runs jobs (docs/ci/)

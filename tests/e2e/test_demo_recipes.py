@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from harness.fetch import DEFAULT_CATALOGUE
+from harness.config import DEFAULT_CATALOGUE
 from harness.lifecycle import teardown
 from tests.conftest import Session, Workspace
 

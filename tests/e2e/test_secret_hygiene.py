@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.fetch import DEFAULT_CATALOGUE
+from harness.config import DEFAULT_CATALOGUE
 from harness.redact import MASK
 from harness.serve.runner import Runner
 from tests.conftest import WEB_APP, Workspace

@@ -19,7 +19,7 @@ HARNESS = Path(__file__).resolve().parents[2] / "harness"
 # layer below. The name is a top-level module or package of harness.
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"errors"}),
-    frozenset({"redact", "files", "deadline", "proc", "chromium"}),
+    frozenset({"redact", "files", "deadline", "proc", "chromium", "config"}),
     frozenset({"recipe"}),
     frozenset({"swarm", "fetch"}),
     frozenset({"reports"}),

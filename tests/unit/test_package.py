@@ -82,7 +82,8 @@ def test_a_session_without_recipe_dirs_imports_nothing_of_cc_ci(
 
         def test_modules():
             loaded = sorted(m for m in sys.modules if m.startswith("harness"))
-            assert loaded == ["harness", "harness.plugin", "harness.settings"], loaded
+            settings = ["harness", "harness.config", "harness.plugin", "harness.settings"]
+            assert loaded == settings, loaded
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.config import DEFAULT_CATALOGUE
 from harness.errors import MetaError
-from harness.fetch import DEFAULT_CATALOGUE
 from harness.lifecycle.planning import plan_app
 from harness.recipe import meta, policy
 from harness.recipe.appenv import app_env
