@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from harness.lifecycle import teardown
-from harness.lifecycle.platform import RUN_LABEL
+from harness.lifecycle.labels import RUN_LABEL
 from harness.swarm import engine
 
 pytest_plugins = ["pytester"]

@@ -13,8 +13,10 @@ context.py    what an app is given: the Swarm protocol (harness.swarm implements
               RunContext, the Recorder
 waits.py      the one wait mechanism and its small strategies
 converge.py   convergence (pure assessment) and staying up
-platform.py   local or remote swarm, and the per-run deploy config that fits it
-deploy.py     secrets and the deploy file (the native deployer)
+planning.py   an app's deploy plan: resolved, merged by docker stack config, planned
+platform.py   local or remote swarm, and how an app there is reached
+deploy.py     secrets and the deploy file that fits the plan to the platform, within the caps
+labels.py     the labels every resource of a run carries: its run, its cc-ci host
 backup.py     backup-bot's selections, archives, restores, data markers
 hooks.py      HookCtx, what every recipe hook receives
 browser.py    the one chromium of the process

@@ -26,9 +26,9 @@ from harness.fetch import Checkout
 from harness.lifecycle import backup, deploy
 from harness.lifecycle.context import Recorder, RunContext, SwarmStack
 from harness.lifecycle.converge import Converged, converge, failure_check, settle
+from harness.lifecycle.deploy import Stamp, deploy_config, limits
 from harness.lifecycle.hooks import HookCtx, call, call_named, raised, verdict
 from harness.lifecycle.planning import plan_app
-from harness.lifecycle.platform import Stamp, deploy_config, limits
 from harness.lifecycle.waits import HookProbe, HttpHealth, wait_for
 from harness.recipe import policy
 from harness.recipe.appenv import app_env, identity

@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import PlanError, RecipeError, last_line
-from harness.lifecycle.platform import run_labels
+from harness.lifecycle.labels import run_labels
 from harness.recipe.plan import Plan
 from harness.swarm import NAMESPACE_LABEL
 

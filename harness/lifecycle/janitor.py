@@ -36,7 +36,7 @@ from harness import proc
 from harness.errors import PlatformError
 from harness.fetch import CACHE_DIR
 from harness.lifecycle import teardown
-from harness.lifecycle.platform import HOST_LABEL, RUN_LABEL, host_id
+from harness.lifecycle.labels import HOST_LABEL, RUN_LABEL, host_id
 from harness.swarm import labelled
 
 __all__ = ["Lease", "release_ports", "reserve_port", "sweep_dead_runs"]

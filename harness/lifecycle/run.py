@@ -30,8 +30,10 @@ from harness.lifecycle import janitor, teardown
 from harness.lifecycle.app import App
 from harness.lifecycle.backup import Archive, Selection
 from harness.lifecycle.context import ENGINE, Deps, RunContext, Swarm
+from harness.lifecycle.deploy import disk_bound
 from harness.lifecycle.diskwatch import DiskWatch
-from harness.lifecycle.platform import RUN_LABEL, Platform, detect, disk_bound
+from harness.lifecycle.labels import RUN_LABEL
+from harness.lifecycle.platform import Platform, detect
 from harness.recipe import manifest
 from harness.recipe.customization import Customization
 from harness.recipe.meta_keys import TIERS

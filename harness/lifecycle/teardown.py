@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from harness.errors import CcciError, TeardownError
 from harness.lifecycle.context import ENGINE, Swarm
-from harness.lifecycle.platform import RUN_LABEL
+from harness.lifecycle.labels import RUN_LABEL
 from harness.lifecycle.waits import Wait, wait_for
 from harness.swarm import KINDS, NAMESPACE_LABEL
 

@@ -12,7 +12,7 @@ import pytest
 from harness.deadline import Deadline
 from harness.errors import ConvergeError
 from harness.lifecycle.diskwatch import DiskWatch
-from harness.lifecycle.platform import RUN_LABEL
+from harness.lifecycle.labels import RUN_LABEL
 from harness.swarm import disk_use, engine
 from tests.conftest import WEB_APP, Workspace
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.lifecycle.platform import RUN_LABEL
+from harness.lifecycle.labels import RUN_LABEL
 from harness.swarm import engine
 from tests.conftest import WEB_APP, Session, Workspace
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from harness.lifecycle.platform import RUN_LABEL
+from harness.lifecycle.labels import RUN_LABEL
 from harness.swarm import NAMESPACE_LABEL, Wakeup, engine
 from harness.swarm.helper import HELPER_IMAGE
 

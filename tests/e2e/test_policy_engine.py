@@ -15,7 +15,7 @@ import docker.errors
 import pytest
 
 from harness.lifecycle import teardown
-from harness.lifecycle.platform import RUN_LABEL, run_labels
+from harness.lifecycle.labels import RUN_LABEL, run_labels
 from harness.recipe.policy import PORTS
 from harness.swarm import engine, run_helper
 from tests.conftest import WEB_APP, Workspace

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.lifecycle.platform import HOST_LABEL, RUN_LABEL
+from harness.lifecycle.labels import HOST_LABEL, RUN_LABEL
 from tests.conftest import WEB_APP, Workspace
 from tests.remote_engine import RemoteEngine, ensure_proxy_image
 
@@ -103,7 +103,7 @@ def test_the_janitor_leaves_another_hosts_runs_alone_and_sweeps_its_own(
     remote: RemoteEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from harness.lifecycle import janitor
-    from harness.lifecycle.platform import host_id
+    from harness.lifecycle.labels import host_id
     from harness.swarm import engine
 
     volumes = remote.client.volumes

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.lifecycle.platform import RUN_LABEL
+from harness.lifecycle.labels import RUN_LABEL
 from harness.swarm import engine
 from tests.conftest import WEB_APP, Session, Workspace
 from tests.fake_gitea import TOKEN, FakeGitea, Repo, free_port

@@ -10,19 +10,17 @@ from pathlib import Path
 import pytest
 
 from harness.errors import MetaError, PlanError
-from harness.lifecycle.deploy import render_deploy_file, secret_value
-from harness.lifecycle.planning import plan_app
-from harness.lifecycle.platform import (
-    HOST_LABEL,
-    RUN_LABEL,
-    Platform,
+from harness.lifecycle.deploy import (
     Stamp,
     deploy_config,
-    host_id,
     limits,
     memory_bytes,
-    run_labels,
+    render_deploy_file,
+    secret_value,
 )
+from harness.lifecycle.labels import HOST_LABEL, RUN_LABEL, host_id, run_labels
+from harness.lifecycle.planning import plan_app
+from harness.lifecycle.platform import Platform
 from harness.recipe.appenv import app_env
 from harness.recipe.plan import Plan, SecretPlan, resolve
 from harness.swarm import stack_config

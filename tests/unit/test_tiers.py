@@ -22,7 +22,8 @@ from harness.deadline import poll
 from harness.errors import ConvergeError, EngineError, PlanError
 from harness.lifecycle import tiers, waits
 from harness.lifecycle.deps import DependencyError
-from harness.lifecycle.platform import RUN_LABEL, Platform
+from harness.lifecycle.labels import RUN_LABEL
+from harness.lifecycle.platform import Platform
 from harness.lifecycle.run import Run
 from harness.lifecycle.tiers import Blocked, Unverifiable, run_tier
 from harness.recipe import customization
