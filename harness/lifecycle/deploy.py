@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import re
 import secrets as random
@@ -208,8 +209,14 @@ def memory_bytes(text: str) -> int:
 
 
 def _amount(name: str, value: Any) -> float:
-    """A limit as a number to compare: memory in bytes, CPUs, pids."""
-    return memory_bytes(str(value)) if name == "memory" else float(value)
+    """A limit as a number to compare: memory in bytes, CPUs, pids. What is not one, and
+    what asks for nothing or less (``cpus: 0``, ``pids: -1``: no limit at all to swarm),
+    is more than any cap."""
+    try:
+        amount = memory_bytes(str(value)) if name == "memory" else float(value)
+    except (AttributeError, ValueError, OverflowError):
+        return math.inf  # not a number cc-ci reads: lowered to the cap, never trusted
+    return amount if amount > 0 and math.isfinite(amount) else math.inf
 
 
 def _bound(services: Mapping[str, Any], caps: Mapping[str, str], overlays: list[str]) -> bool:

@@ -274,7 +274,7 @@ def _inline_environment(
         environment: dict[str, Any] = {}
         for env_file in spec.pop("env_file", None) or ():
             path = Path(env_file)
-            if not path.resolve().is_relative_to(root) and not read_outside:
+            if not policy.stays_inside(path, root) and not read_outside:
                 continue  # the policy names it; never read
             shown = path.relative_to(checkout) if path.is_relative_to(checkout) else path.name
             try:
@@ -381,10 +381,10 @@ def _configs(
             warnings.append(f"config {key} is defined but no service uses it")
         if name.endswith("_"):
             problems.append(f"config {key}: its name {name!r} lacks a version (set it in abra.sh)")
-        file = (checkout / spec["file"]).resolve() if spec.get("file") else None
+        file = checkout / spec["file"] if spec.get("file") else None
         # A file from outside the checkout is the policy's to name: never even looked at.
-        if file and file.is_relative_to(checkout.resolve()) and not file.is_file():
-            rel = file.relative_to(checkout.resolve())
+        if file and policy.stays_inside(file, checkout.resolve()) and not file.is_file():
+            rel = file.resolve().relative_to(checkout.resolve())
             problems.append(f"config {key}: file {rel} does not exist in the recipe")
         configs[key] = name
     return configs

@@ -12,6 +12,7 @@ Pure: a merged config in, violations out.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ __all__ = [
     "escapes",
     "inside",
     "refuse_escaping_symlinks",
+    "stays_inside",
 ]
 
 RuleId = Literal[
@@ -68,8 +70,14 @@ PORTS = (30000, 32767)
 MAX_REPLICAS = 3  # per service; `mode: global` counts as one (a task per node)
 MAX_APP_REPLICAS = 20
 PROXY_NETWORK = "proxy"  # the platform's shared proxy network every Co-op Cloud recipe joins
-_ROUTER = re.compile(r"^traefik\.(http|tcp|udp)\.routers\.[^.]+\.(rule|priority)$")
-_HOST_MATCHER = re.compile(r"\b(Host|HostSNI|HostHeader|HostRegexp)\s*\(([^)]*)\)")
+# Traefik matches a label's field names without regard to case (only "traefik" must be
+# lower-case), so the policy does too.
+_ROUTER = re.compile(r"^traefik\.(http|tcp|udp)\.routers\.([^.]+)\.([^.]+)$", re.IGNORECASE)
+_LITERAL = re.compile(r"`[^`]*`|\"(?:[^\"\\]|\\.)*\"|'[^']*'")
+_MATCHER = re.compile(r"([A-Za-z]+)\s*\(([^()]*)\)")
+_HOSTS = ("host", "hostsni", "hostheader")
+MAX_PORTS = 10  # published ports of an app
+MAX_LINES = 20  # refusal lines shown, the rest counted
 
 # Why each rule exists: the reason a refusal gives.
 RULES: Mapping[str, str] = {
@@ -146,6 +154,8 @@ def _binds(service: Mapping[str, Any], volumes: Mapping[str, Any]) -> Iterator[t
                 yield "host-root", value
             else:
                 yield "bind-mount", value
+        elif mount.get("type") not in ("volume", "tmpfs"):
+            yield "bind-mount", f"a {mount.get('type')} mount {source}:{target}"
         elif mount.get("type") == "volume" and source in volumes:
             options = (volumes[source] or {}).get("driver_opts") or {}
             if "bind" in str(options.get("o", "")).split(",") or options.get("device"):
@@ -195,11 +205,17 @@ def check(
             refuse("logging", f"logging driver: {driver}")
         deploy = service.get("deploy") or {}
         for key, value in (deploy.get("labels") or {}).items():
-            if match := _ROUTER.match(key):
-                if match[2] == "priority":
-                    refuse("router-priority", f"label {key}={value}")
-                elif not _routes_only(str(value), domain):
-                    refuse("router-host", f"label {key}={value}, the app's domain is {domain}")
+            if not (match := _ROUTER.match(key)):
+                continue
+            router, field = match[2], match[3].lower()
+            if not router.lower().startswith(stack.lower()):
+                refuse("router-host", f"label {key}: router {router} is not the app's ({stack}…)")
+            if field == "priority":
+                refuse("router-priority", f"label {key}={value}")
+            elif field == "rule" and not _routes_only(str(value), domain):
+                refuse("router-host", f"label {key}={value}, the app's domain is {domain}")
+            elif field == "service" and "@" in str(value):
+                refuse("router-host", f"label {key}={value}: a service of the proxy's own")
         count = 1 if deploy.get("mode") == "global" else int(deploy.get("replicas", 1))
         if count > MAX_REPLICAS:
             refuse("replicas", f"replicas: {count} (at most {MAX_REPLICAS})")
@@ -214,8 +230,14 @@ def check(
 
 
 def _ports(service: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """(rule, value) of each published port outside the range the platform allows."""
-    for port in service.get("ports") or ():
+    """(rule, value) of each published port outside the range the platform allows, and of
+    a service publishing more than ``MAX_PORTS`` (a range of thousands would hold every
+    port swarm assigns)."""
+    ports = service.get("ports") or ()
+    if len(ports) > MAX_PORTS:
+        yield "port-range", f"ports: {len(ports)} published (at most {MAX_PORTS})"
+        return
+    for port in ports:
         published = port.get("published") if isinstance(port, Mapping) else None
         if published is None:
             continue  # swarm assigns one, from its own range
@@ -227,16 +249,72 @@ def _ports(service: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 
 def _routes_only(rule: str, domain: str) -> bool:
-    """Whether a Traefik router ``rule`` matches requests for ``domain`` only: every
-    alternative (``||``) names a host, every host named is the domain, no negation, no
-    regular expression."""
-    if "!" in rule or not all(_HOST_MATCHER.search(alt) for alt in rule.split("||")):
-        return False
-    for matcher, arguments in _HOST_MATCHER.findall(rule):
-        hosts = [a.strip().strip("`\"'") for a in arguments.split(",")]
-        if matcher == "HostRegexp" or any(h.lower() != domain.lower() for h in hosts):
+    """Whether a Traefik router ``rule`` matches requests for ``domain`` only. With its
+    quoted arguments set aside (a matcher's name inside a regular expression is text), the
+    rule must be matchers joined by ``&&``, ``||`` and parentheses — no negation — whose
+    host matchers name only the domain (no host regular expression), and it must match
+    nothing once every host matcher is false: no way through it skips the host."""
+    arguments: list[str] = []
+
+    def aside(literal: re.Match[str]) -> str:
+        arguments.append(literal[0][1:-1])
+        return f"@{len(arguments) - 1}"
+
+    bare = _LITERAL.sub(aside, rule)
+    tokens: list[str] = []
+    for name, args in _MATCHER.findall(bare):
+        lowered = name.lower()
+        if "regexp" in lowered and "host" in lowered:
             return False
-    return True
+        if lowered in _HOSTS:
+            named = [a.strip() for a in args.split(",")]
+            if not all(
+                n.startswith("@") and arguments[int(n[1:])].lower() == domain.lower() for n in named
+            ):
+                return False
+        tokens.append("host" if lowered in _HOSTS else "other")
+    shape = _MATCHER.sub(" M ", bare).replace("&&", " & ").replace("||", " | ")
+    words = shape.replace("(", " ( ").replace(")", " ) ").split()
+    if any(w not in ("M", "&", "|", "(", ")") for w in words):
+        return False  # a negation, or text that is no matcher
+    values = iter(tokens)
+    expression = [(w if w != "M" else next(values)) for w in words]
+    try:
+        passes, rest = _without_host(expression)
+    except (IndexError, ValueError):
+        return False
+    return not rest and not passes
+
+
+def _without_host(words: list[str]) -> tuple[bool, list[str]]:
+    """Whether ``words`` (a rule's shape: host, other, &, |, parentheses) is true with
+    every host matcher false and every other true; and what is left after it."""
+
+    def term(rest: list[str]) -> tuple[bool, list[str]]:
+        if rest[0] == "(":
+            value, rest = either(rest[1:])
+            if rest[0] != ")":
+                raise ValueError("unbalanced")
+            return value, rest[1:]
+        if rest[0] in ("host", "other"):
+            return rest[0] == "other", rest[1:]
+        raise ValueError(rest[0])
+
+    def both(rest: list[str]) -> tuple[bool, list[str]]:
+        value, rest = term(rest)
+        while rest and rest[0] == "&":
+            more, rest = term(rest[1:])
+            value = value and more
+        return value, rest
+
+    def either(rest: list[str]) -> tuple[bool, list[str]]:
+        value, rest = both(rest)
+        while rest and rest[0] == "|":
+            more, rest = both(rest[1:])
+            value = value or more
+        return value, rest
+
+    return either(words)
 
 
 def _names(config: Mapping[str, Any], stack: str) -> Iterator[Violation]:
@@ -280,9 +358,12 @@ def escapes(
     found = []
 
     def outside(kind: str, owner: str, path: str | Path) -> None:
-        full = (checkout / path).resolve()
-        if not full.is_relative_to(root):
-            found.append(Violation("outside-file", owner, f"{kind} {path} -> {full}"))
+        if not stays_inside(checkout / path, root):
+            written = Path(path)
+            if written.is_absolute() and written.is_relative_to(checkout):
+                written = written.relative_to(checkout)  # made absolute by cc-ci, not written so
+            shown = _as_written(checkout / path, root, written)
+            found.append(Violation("outside-file", owner, f"{kind} {shown}"))
 
     for section in ("configs", "secrets"):
         for key, spec in (config.get(section) or {}).items():
@@ -300,23 +381,45 @@ def inside(checkout: Path, name: str | Path, what: str) -> Path:
     """``checkout/name``, refused unless it stays inside the checkout (through ``..`` or a
     symlink): read before anything else of it is, so nothing outside is ever read."""
     path = checkout / name
-    if not path.resolve().is_relative_to(checkout.resolve()):
+    if not stays_inside(path, checkout.resolve()):
         raise PolicyError(
-            f"policy outside-file: {what} {name} -> {path.resolve()} ({RULES['outside-file']})"
+            f"policy outside-file: {what} {_as_written(path, checkout.resolve(), name)}"
+            f" ({RULES['outside-file']})"
         )
     return path
+
+
+def stays_inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` resolves inside ``root``; one that cannot be resolved (a symlink
+    loop, a directory cc-ci may not read) does not."""
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):
+        return False
+
+
+def _as_written(path: str | Path, root: Path, name: str | Path | None = None) -> str:
+    """A path as the recipe wrote it — and, for a symlink of the recipe's own, its target
+    as the link says it — never as the host resolves it (which would tell the host's
+    layout: /proc/self/cwd)."""
+    shown = str(name if name is not None else path)
+    link = Path(path)
+    try:
+        own = link.is_symlink() and stays_inside(link.parent, root)
+        return f"{shown} -> {os.readlink(link)}" if own else shown
+    except OSError:
+        return shown
 
 
 def refuse_escaping_symlinks(checkout: Path) -> None:
     """A recipe repo whose symlinks point outside its checkout is refused whole."""
     root = checkout.resolve()
     for link in (p for p in checkout.rglob("*") if p.is_symlink() and ".git" not in p.parts):
-        target = link.resolve()
-        if not target.is_relative_to(root):
+        if not stays_inside(link, root):
             rel = link.relative_to(checkout)
             raise PolicyError(
-                f"policy outside-file: symlink {rel} -> {target} points outside the recipe"
-                f" ({RULES['outside-file']})"
+                f"policy outside-file: symlink {_as_written(link, root, rel)} points outside the"
+                f" recipe ({RULES['outside-file']})"
             )
 
 
@@ -325,7 +428,9 @@ def enforce(found: list[Violation], allowed: Mapping[str, str]) -> list[Violatio
     first line the first refusal); return the ones it allows."""
     refused = [v for v in found if v.rule not in allowed]
     if refused:
-        lines = [v.line() for v in refused]
+        lines = [v.line() for v in refused[:MAX_LINES]]
+        if len(refused) > MAX_LINES:
+            lines.append(f"… and {len(refused) - MAX_LINES} more refusals")
         hint = (
             "\nthe recipe dir can allow a rule it needs, with the reason, in recipe_meta.py:"
             f' ALLOW = {{"{refused[0].rule}": "why it needs it"}}'

@@ -15,7 +15,7 @@ import yaml
 
 from harness.errors import PlanError
 from harness.lifecycle.planning import plan_app
-from harness.recipe import compose
+from harness.recipe import compose, policy
 from harness.recipe.appenv import app_env, parse_env
 from harness.recipe.plan import resolve
 from harness.swarm import stack_config
@@ -296,3 +296,61 @@ def test_cc_ci_plan_exits_2_when_the_policy_refuses(tmp_path: Path) -> None:
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "policy host-root: service app: /:/host" in done.stdout
+
+
+# What an attacker's review of these defences found, each now refused or contained.
+
+
+def test_a_symlink_loop_or_an_unreadable_path_is_outside_not_a_crash(tmp_path: Path) -> None:
+    text = (
+        'version: "3.8"\nservices:\n  app:\n    image: x\n    configs: [loop, proc]\n'
+        "configs:\n  loop:\n    file: ./a\n  proc:\n    file: /proc/self/cwd\n"
+    )
+    checkout = _planted(tmp_path, "TYPE=hostile\n", compose_text=text)
+    os.symlink("b", checkout / "a")
+    os.symlink("a", checkout / "b")
+    env, parsed = app_env("hostile", checkout, "h.localhost", "h_localhost", {})
+    with pytest.raises(PlanError, match=r"symlink [ab] -> [ab] points outside"):
+        policy.refuse_escaping_symlinks(checkout)  # the repo's own loop refuses it whole
+    plan = plan_app("hostile", checkout, env, parsed)
+    lines = {v.line() for v in plan.policy}
+    assert {v.service for v in plan.policy} == {"loop", "proc"}
+    assert not any(str(ROOT) in line or "python" in line for line in lines), lines  # no host path
+
+
+def test_a_mount_that_is_neither_a_volume_nor_tmpfs_is_refused(tmp_path: Path) -> None:
+    text = (
+        'version: "3.8"\nservices:\n  app:\n    image: x\n    volumes:\n'
+        "      - {type: npipe, source: /var/run/docker.sock, target: /s}\n"
+    )
+    checkout = _planted(tmp_path, "TYPE=hostile\n", compose_text=text)
+    env, parsed = app_env("hostile", checkout, "h.localhost", "h_localhost", {})
+    (refusal,) = plan_app("hostile", checkout, env, parsed).policy
+    assert (refusal.rule, refusal.value) == ("bind-mount", "a npipe mount /var/run/docker.sock:/s")
+
+
+def test_a_range_of_published_ports_is_refused_by_its_count(tmp_path: Path) -> None:
+    text = 'version: "3.8"\nservices:\n  app:\n    image: x\n    ports: ["30000-32767:80"]\n'
+    checkout = _planted(tmp_path, "TYPE=hostile\n", compose_text=text)
+    env, parsed = app_env("hostile", checkout, "h.localhost", "h_localhost", {})
+    (refusal,) = plan_app("hostile", checkout, env, parsed, publishes_ports=True).policy
+    assert refusal.value == "ports: 2768 published (at most 10)"
+
+
+@pytest.mark.parametrize(
+    ("asked", "capped"),
+    [
+        ({"cpus": "0", "pids": -1}, {"cpus": "1", "pids": 1024}),  # 0 / -1: no limit to swarm
+        ({"cpus": "0x10"}, {"cpus": "1"}),  # not a number cc-ci reads
+        ({"memory": "1T"}, {"memory": "1G"}),
+    ],
+)
+def test_a_limit_that_turns_the_limit_off_is_lowered_to_the_cap(
+    asked: dict[str, object], capped: dict[str, object]
+) -> None:
+    from harness.lifecycle.deploy import _bound, limits
+
+    services = {"app": {"deploy": {"resources": {"limits": dict(asked)}}}}
+    _bound(services, limits({}), [])
+    got = services["app"]["deploy"]["resources"]["limits"]
+    assert {k: got[k] for k in capped} == capped

@@ -109,7 +109,7 @@ services:
       labels:
         traefik.http.routers.s.rule: "Host(`d.localhost`) || Host(`victim.example.org`)"
         traefik.http.routers.s.priority: "2147483647"
-        traefik.tcp.routers.t.rule: "HostSNI(`*`)"
+        traefik.tcp.routers.s-t.rule: "HostSNI(`*`)"
 networks:
   proxy: {external: true}
   hostnet: {external: true, name: host}
@@ -153,7 +153,7 @@ def test_what_swarm_honours_stays_in_the_apps_namespace(tmp_path: Path) -> None:
             "router-host",
             "service",
             "app",
-            "label traefik.tcp.routers.t.rule=HostSNI(`*`), the app's domain is d.localhost",
+            "label traefik.tcp.routers.s-t.rule=HostSNI(`*`), the app's domain is d.localhost",
         ),
         ("replicas", "service", "app", "replicas: 4 (at most 3)"),
         ("volume-name", "volume", "victim", "external: true (name victim_data)"),
@@ -195,17 +195,42 @@ def test_what_swarm_honours_stays_in_the_apps_namespace(tmp_path: Path) -> None:
         ("!Host(`d.localhost`)", True),
         ("HostRegexp(`{any:.+}`)", True),
         ("Host(`d.localhost.evil.org`)", True),
+        # A host matcher's name inside another matcher's argument is text, not a host.
+        ("Host(`d.localhost`) || PathRegexp(`^/|Host(d.localhost)`)", True),
+        ("Host(`d.localhost`) && (PathPrefix(`/`) || Host(`d.localhost`))", False),
+        ("(Host(`d.localhost`) || Path(`/x`)) && Path(`/y`)", True),
+        ("Host(`d.localhost`) && Path(`/a`", True),  # unbalanced
     ],
 )
 def test_a_router_routes_the_apps_own_domain_only(tmp_path: Path, rule: str, refused: bool) -> None:
     compose = (
         'version: "3.8"\nservices:\n  app:\n    image: x:1\n    deploy:\n      labels:\n'
-        f"        traefik.http.routers.app.rule: '{rule}'\n"
+        f"        traefik.http.routers.s.rule: '{rule}'\n"
     )
     found = policy.check(
         _config(tmp_path, compose), stack="s", domain="d.localhost", publishes_ports=True
     )
     assert [v.rule for v in found] == (["router-host"] if refused else [])
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "traefik.HTTP.routers.s.Rule: 'Host(`victim.example.org`)'",  # Traefik ignores case
+        "traefik.http.routers.s.PRIORITY: '2147483647'",
+        "traefik.http.routers.victim.rule: 'Host(`d.localhost`)'",  # another app's router
+        "traefik.http.routers.s.service: 'api@internal'",  # the proxy's own dashboard
+    ],
+)
+def test_router_labels_are_read_as_traefik_reads_them(tmp_path: Path, label: str) -> None:
+    compose = (
+        'version: "3.8"\nservices:\n  app:\n    image: x:1\n    deploy:\n      labels:\n'
+        f"        {label}\n"
+    )
+    found = policy.check(
+        _config(tmp_path, compose), stack="s", domain="d.localhost", publishes_ports=True
+    )
+    assert {v.rule for v in found} & {"router-host", "router-priority"}, found
 
 
 def test_replicas_are_bounded_per_service_and_per_app(tmp_path: Path) -> None:
