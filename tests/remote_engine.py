@@ -16,11 +16,12 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import docker
+from docker.models.containers import Container
 from docker.tls import TLSConfig
 
 PROXY_IMAGE = "cc-ci-test/proxy:bookworm"
@@ -28,8 +29,8 @@ PROXY_CONTEXT = Path(__file__).parent / "data" / "proxy"
 _RULE = re.compile(r"Host\(`([^`]+)`\)")
 
 
-def _sh(*argv: str, **kw: Any) -> str:
-    done = subprocess.run(argv, check=True, capture_output=True, text=True, **kw)
+def _sh(*argv: str, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> str:
+    done = subprocess.run(argv, check=True, capture_output=True, text=True, cwd=cwd, env=env)
     return done.stdout.strip()
 
 
@@ -200,7 +201,7 @@ class RemoteEngine:
         assert save.returncode == 0
 
     def _start_proxy(self) -> None:
-        self.proxy = self.client.containers.run(
+        self.proxy: Container = self.client.containers.run(
             PROXY_IMAGE,
             name="proxy",
             detach=True,

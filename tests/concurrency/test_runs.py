@@ -45,7 +45,7 @@ def test_xdist_keeps_each_recipes_tiers_in_order_on_one_worker(workspace: Worksp
         )
     session = workspace.pytest("-n", "2", "--dist", "loadscope", "recipes/alpha", "recipes/beta")
     assert session.returncode == 0, session.output
-    workers = {}
+    workers: dict[str, list[str]] = {}
     for line in session.output.splitlines():
         # "[gw0] [ 25%] PASSED recipes/alpha::install"
         if "PASSED recipes/" in line and line.startswith("[gw"):

@@ -22,6 +22,7 @@ import pytest
 
 from harness.lifecycle import browser
 from harness.lifecycle.hooks import HookCtx
+from harness.recipe.meta import RecipeMeta
 from tests.conftest import Session, Workspace
 
 pytestmark = pytest.mark.e2e
@@ -338,7 +339,7 @@ def test_a_deps_origin_is_reached_and_nothing_else(tmp_path: Path, canary: Canar
         domain="consumer-x.localhost",
         base_url=f"http://127.0.0.1:{app.server_address[1]}",
         op="custom",
-        meta=None,
+        meta=RecipeMeta(),
         run_dir=tmp_path,
         deps={"provider": {"url": f"http://127.0.0.1:{dep.server_address[1]}"}},
     )

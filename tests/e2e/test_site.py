@@ -130,7 +130,9 @@ def test_the_site_is_rebuilt_incrementally_and_leaves_no_partial_file(site: Path
 
 def _screen(typescript: str) -> list[str]:
     """What a terminal shows of ``typescript``: backspaces move back, text overwrites."""
-    lines, line, at = [], [], 0
+    lines: list[str] = []
+    line: list[str] = []
+    at = 0
     for char in re.sub(r"\x1b\[[0-9;]*m", "", typescript):
         if char == "\n":
             lines.append("".join(line).rstrip())

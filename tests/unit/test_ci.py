@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -16,25 +17,34 @@ from harness.deadline import Deadline
 from tests.fake_ci import TOKEN, FakeDrone, FakeEngine, FakeWoodpecker, after
 
 SHA = "3f2a9c1d" + "0" * 32
+Engine = tuple[str, FakeEngine]  # the engine's name and its fake, running
 ENGINES = {"woodpecker": (FakeWoodpecker, Woodpecker), "drone": (FakeDrone, Drone)}
 
 
 @pytest.fixture(params=sorted(ENGINES))
-def engine(request: pytest.FixtureRequest):
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     fake: FakeEngine = ENGINES[request.param][0](after(1.0, 0)).start()
     fake.add_repo("coop-cloud/radicale", {"main": SHA})
     yield request.param, fake
     fake.stop()
 
 
-def _watch(monkeypatch, engine_name: str, fake: FakeEngine, *args: str, token: str = TOKEN) -> int:
+def _watch(
+    monkeypatch: pytest.MonkeyPatch,
+    engine_name: str,
+    fake: FakeEngine,
+    *args: str,
+    token: str = TOKEN,
+) -> int:
     monkeypatch.setenv("CCCI_CI_ENGINE", engine_name)
     monkeypatch.setenv("CCCI_CI_URL", fake.url)
     monkeypatch.setenv("CCCI_CI_TOKEN", token)
     return main(["watch", "--repo", "coop-cloud/radicale", "--commit", SHA, *args])
 
 
-def test_a_late_pipeline_behind_flaky_answers_is_followed_to_success(engine, monkeypatch, capsys):
+def test_a_late_pipeline_behind_flaky_answers_is_followed_to_success(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     name, fake = engine
     fake.agent = after(10.0, 0)
     fake.push("coop-cloud/radicale", "main", SHA, appear_after=2.0)
@@ -59,7 +69,9 @@ def test_a_late_pipeline_behind_flaky_answers_is_followed_to_success(engine, mon
     assert TOKEN not in out.out + out.err
 
 
-def test_a_failed_pipeline_exits_1(engine, monkeypatch, capsys):
+def test_a_failed_pipeline_exits_1(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     name, fake = engine
     fake.agent = after(0.5, 3)
     fake.push("coop-cloud/radicale", "main", SHA)
@@ -76,8 +88,13 @@ def test_a_failed_pipeline_exits_1(engine, monkeypatch, capsys):
     ],
 )
 def test_what_cannot_be_watched_exits_2_with_one_line(
-    engine, monkeypatch, capsys, args, token, cause
-):
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    token: str,
+    cause: str,
+) -> None:
     name, fake = engine
     assert _watch(monkeypatch, name, fake, *args, token=token) == 2
     err = capsys.readouterr().err.strip()
@@ -86,7 +103,7 @@ def test_what_cannot_be_watched_exits_2_with_one_line(
     assert token not in err
 
 
-def test_an_engine_that_keeps_failing_ends_at_the_deadline(engine):
+def test_an_engine_that_keeps_failing_ends_at_the_deadline(engine: Engine) -> None:
     name, fake = engine
     fake.fail("502", 1000)
     api = connect(name, fake.url, TOKEN)
@@ -94,7 +111,9 @@ def test_an_engine_that_keeps_failing_ends_at_the_deadline(engine):
         follow(api, "coop-cloud/radicale", Deadline(3), print, commit=SHA)
 
 
-def test_a_trigger_whose_answer_is_lost_makes_one_pipeline_found_by_its_marker(engine):
+def test_a_trigger_whose_answer_is_lost_makes_one_pipeline_found_by_its_marker(
+    engine: Engine,
+) -> None:
     name, fake = engine
     api = connect(name, fake.url, TOKEN)
     handle = api.repo("coop-cloud/radicale", Deadline(10))
@@ -108,7 +127,7 @@ def test_a_trigger_whose_answer_is_lost_makes_one_pipeline_found_by_its_marker(e
     assert [r.variables for r in fake.runs["coop-cloud/radicale"]] == [{"CCCI_JOB": "svc:7"}]
 
 
-def test_bad_settings_are_refused_by_name():
+def test_bad_settings_are_refused_by_name() -> None:
     with pytest.raises(CannotWatch, match="not one of woodpecker, drone"):
         connect("jenkins", "http://127.0.0.1:1", TOKEN)
     with pytest.raises(CannotWatch, match="CCCI_CI_TOKEN"):

@@ -107,7 +107,7 @@ def _cli_config(checkout: Path, files: tuple[str, ...], env: dict[str, str]) -> 
 
 
 def _checkouts() -> list[tuple[str, Path, tuple[str, ...]]]:
-    cases = [
+    cases: list[tuple[str, Path, tuple[str, ...]]] = [
         (f"{recipe.name}-{release.name}", release, ("compose.yml",))
         for recipe in sorted(DEMO.iterdir())
         for release in sorted(recipe.iterdir())
@@ -118,7 +118,9 @@ def _checkouts() -> list[tuple[str, Path, tuple[str, ...]]]:
 
 
 @pytest.mark.parametrize(("case", "checkout", "files"), _checkouts(), ids=lambda c: str(c))
-def test_the_merged_config_is_the_clis_own(case: str, checkout: Path, files: tuple) -> None:
+def test_the_merged_config_is_the_clis_own(
+    case: str, checkout: Path, files: tuple[str, ...]
+) -> None:
     env, _ = app_env(case, checkout, "t.localhost", "t_localhost", {})
     assert stack_config(resolve(checkout, files, env).texts) == _cli_config(checkout, files, env)
 

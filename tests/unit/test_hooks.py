@@ -28,6 +28,7 @@ def test_raised_names_the_hooks_own_file_and_line(tmp_path: Path) -> None:
         "import json\n\ndef SEED_DATA(ctx):\n    json.loads(ctx)\n"
     )
     hook = meta.load(tmp_path).SEED_DATA
+    assert hook is not None
     with pytest.raises(json.JSONDecodeError) as caught:
         hook("not json")
     # json's own frames come later in the traceback: the line is the hook's call into it
@@ -41,6 +42,7 @@ def test_verdict_fails_on_false_or_a_raise_and_passes_on_anything_else(tmp_path:
         "    return ctx\n"
     )
     hook = meta.load(tmp_path).READY_PROBE
+    assert hook is not None
     assert verdict(hook, None, seconds=5) == (
         True,
         "",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import secrets
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,7 +164,9 @@ services:
 """
 
 
-def _greedy(plan: Plan, tmp_path: Path, resources: dict[str, str]) -> tuple[dict, list[str]]:
+def _greedy(
+    plan: Plan, tmp_path: Path, resources: dict[str, str]
+) -> tuple[dict[str, Any], list[str]]:
     (tmp_path / "compose.yml").write_text(GREEDY)
     # Docker's own loader, as plans are
     merged = stack_config(resolve(tmp_path, ("compose.yml",), {}).texts)
@@ -254,7 +258,7 @@ def test_every_service_joins_the_dependencies_networks_as_they_are(plan: Plan) -
 
 
 @pytest.fixture
-def engine_env(monkeypatch: pytest.MonkeyPatch):
+def engine_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """A clean engine setting for detect(): what the test sets is all there is."""
     from harness.swarm import engine
 
@@ -265,7 +269,7 @@ def engine_env(monkeypatch: pytest.MonkeyPatch):
     engine._context.cache_clear()
 
 
-def test_a_remote_engine_needs_the_domain_its_proxy_serves(engine_env) -> None:
+def test_a_remote_engine_needs_the_domain_its_proxy_serves(engine_env: pytest.MonkeyPatch) -> None:
     from harness.errors import PlatformError
     from harness.lifecycle.platform import detect
 
@@ -284,7 +288,7 @@ def test_a_remote_engine_needs_the_domain_its_proxy_serves(engine_env) -> None:
         detect()
 
 
-def test_a_docker_context_that_does_not_exist_is_named(engine_env) -> None:
+def test_a_docker_context_that_does_not_exist_is_named(engine_env: pytest.MonkeyPatch) -> None:
     from harness.errors import PlatformError
     from harness.lifecycle.platform import detect
 

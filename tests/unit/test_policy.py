@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any, TypedDict
 
 import pytest
 import yaml
@@ -57,9 +58,18 @@ volumes:
 """
 
 
-def _config(tmp_path: Path, compose: str) -> dict:
+def _config(tmp_path: Path, compose: str) -> dict[str, Any]:
     (tmp_path / "compose.yml").write_text(compose)
-    return stack_config(resolve(tmp_path, ("compose.yml",), {}).texts)
+    config: dict[str, Any] = stack_config(resolve(tmp_path, ("compose.yml",), {}).texts)
+    return config
+
+
+class _Check(TypedDict):
+    """The keyword arguments of ``policy.check`` besides the config."""
+
+    stack: str
+    domain: str
+    publishes_ports: bool
 
 
 def test_every_rule_names_the_service_and_the_value(tmp_path: Path) -> None:
@@ -240,7 +250,7 @@ def test_replicas_are_bounded_per_service_and_per_app(tmp_path: Path) -> None:
         f'version: "3.8"\nservices:\n{services}'
         "  g:\n    image: x:1\n    deploy: {mode: global}\n  one:\n    image: x:1\n"
     )
-    check = {"stack": "s", "domain": "d.localhost", "publishes_ports": True}
+    check: _Check = {"stack": "s", "domain": "d.localhost", "publishes_ports": True}
     assert policy.check(_config(tmp_path, compose), **check) == []
     found = policy.check(_config(tmp_path, compose + "  two:\n    image: x:1\n"), **check)
     assert [v.line() for v in found] == [
@@ -273,7 +283,7 @@ configs:
 secrets:
   pw: {external: true, name: s_pw_v1}
 """
-    check = {"stack": "s", "domain": "d.localhost", "publishes_ports": True}
+    check: _Check = {"stack": "s", "domain": "d.localhost", "publishes_ports": True}
     assert policy.check(_config(tmp_path, compose), **check) == []
 
 

@@ -140,7 +140,7 @@ def test_summary_table_marks_a_shortfall_and_shows_the_warnings(tmp_path: Path) 
 
 
 def test_compare_shows_level_and_timing_changes(tmp_path: Path) -> None:
-    def doc(upgrade: str, seconds: float) -> dict[str, object]:
+    def doc(upgrade: str, seconds: float) -> Record:
         results = Results(tmp_path / "r.json", "demo", "a1b2c3")
         results.tiers = {
             "install": TierResult(P, duration=4.0),

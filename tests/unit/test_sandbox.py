@@ -51,6 +51,7 @@ def test_a_hook_is_bounded_by_the_time_it_is_given(tmp_path: Path) -> None:
         "import time\ndef READY_PROBE(ctx):\n    time.sleep(600)\n"
     )
     hook = meta.load(tmp_path).READY_PROBE
+    assert hook is not None
     started = time.monotonic()
     passed, why = verdict(hook, None, seconds=1)
     assert not passed

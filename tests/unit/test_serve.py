@@ -75,7 +75,8 @@ def test_a_bad_command_is_a_usage_error_naming_the_option(body: str, says: str) 
 
 
 def test_contexts_differ_per_option_set() -> None:
-    contexts = {parse(b).context for b in ("!testme", "!testme quick", "!testme from=1.0.0+1")}
+    commands = [parse(b) for b in ("!testme", "!testme quick", "!testme from=1.0.0+1")]
+    contexts = {c.context for c in commands if c is not None}
     assert contexts == {"cc-ci", "cc-ci/quick", "cc-ci/from=1.0.0+1"}
 
 
