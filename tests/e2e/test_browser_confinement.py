@@ -306,11 +306,19 @@ def test_without_its_user_chromium_says_it_runs_unsandboxed(
     assert said == [f"chromium runs without its sandbox: {why_not}"]
 
 
+class _PageServer(ThreadingHTTPServer):
+    """Serves ``_Page`` and keeps the paths asked of it."""
+
+    requests: list[str]
+
+
 class _Page(BaseHTTPRequestHandler):
     """Serves a page that fetches the URLs of its query; the app of the next test."""
 
+    server: _PageServer
+
     def do_GET(self) -> None:
-        self.server.requests.append(self.path)  # type: ignore[attr-defined]
+        self.server.requests.append(self.path)
         body = b"ok"
         if self.path.startswith("/page"):
             body = b"<p>app</p>"
@@ -324,9 +332,9 @@ class _Page(BaseHTTPRequestHandler):
         pass
 
 
-def _server() -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Page)
-    server.requests = []  # type: ignore[attr-defined]
+def _server() -> _PageServer:
+    server = _PageServer(("127.0.0.1", 0), _Page)
+    server.requests = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -357,7 +365,7 @@ def test_a_deps_origin_is_reached_and_nothing_else(tmp_path: Path, canary: Canar
         for server in (app, dep):
             server.shutdown()
             server.server_close()
-    assert dep.requests == ["/from-app"]  # type: ignore[attr-defined]
+    assert dep.requests == ["/from-app"]
     assert canary.requests == []
     assert (tmp_path / browser.BLOCKED_FILE).read_text().splitlines() == [
         f"{canary.url}/from-app",

@@ -17,7 +17,7 @@ from harness.recipe.meta_check import check_hook_signature
 
 
 def test_signature_check_accepts_expected_and_optional_keywords() -> None:
-    def pre_install(ctx, *, verbose=False):  # type: ignore[no-untyped-def]
+    def pre_install(ctx: object, *, verbose: bool = False) -> None:
         pass
 
     check_hook_signature(pre_install, ("ctx",), "pre_install")
@@ -54,7 +54,7 @@ def test_verdict_fails_on_false_or_a_raise_and_passes_on_anything_else(tmp_path:
 
 
 def test_signature_check_names_definition_site() -> None:
-    def pre_backup(ctx, extra):  # type: ignore[no-untyped-def]
+    def pre_backup(ctx: object, extra: object) -> None:
         pass
 
     with pytest.raises(MetaError) as caught:
