@@ -13,24 +13,25 @@ token) reaches one. So a child's environment is built here, from an allowlist:
   ``DOCKER_CERT_PATH``, ``DOCKER_TLS_VERIFY``) and the CA bundle variables;
 - a ``cc-ci serve`` job's marker (``CCCI_SERVE_JOB``), by which a killed service finds the
   processes of the job's run;
-- cc-ci's own variables for the child (``own``: a job marker, a run's settings), as given;
-- data for the child (``data``: an app's env for ``install_steps.sh``), less every variable
-  that steers a process rather than informs it (``PATH``, ``LD_*``, ``BASH_ENV``,
-  ``PYTHON*``, the Docker connection, cc-ci's own ``CCCI_*``, …): those are never taken
-  from data (``dropped`` names them, for the caller to say so).
+- cc-ci's own variables for the child (``own``: a job marker, a run's settings, an app's
+  identity), as given.
+
+There is no way to hand a child a recipe's values as its environment: a denylist of the
+variables that steer a process (``LD_PRELOAD``, ``BASH_ENV``, ``OPENSSL_CONF``, …) is
+never complete. What a child must read of a recipe, it reads from a file
+(``install_steps.sh``: ``$CCCI_APP_ENV``).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-__all__ = ["SYSTEM_PATH", "child_env", "dropped", "run", "start", "steers_a_process"]
+__all__ = ["SYSTEM_PATH", "child_env", "run", "start"]
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -55,36 +56,11 @@ _PASSED = (
     "CCCI_SERVE_JOB",  # a serve job's marker, in every process of its run (serve.runner)
 )
 
-# Names that change what a process does or loads, not what it is told: the dynamic
-# loader, shells, interpreters, git, locale and resolver data paths.
-_STEERING = re.compile(
-    r"^(PATH|HOME|SHELL|IFS|ENV|BASH_ENV|BASH_FUNC_.*|BASHOPTS|SHELLOPTS|CDPATH|GLOBIGNORE"
-    r"|PS[0-4]|PROMPT_COMMAND|LD_.*|GCONV_PATH|GETCONF_DIR|HOSTALIASES|LOCALDOMAIN"
-    r"|LOCPATH|NLSPATH|MALLOC_.*|GLIBC_TUNABLES|RES_OPTIONS|RESOLV_.*|TMPDIR|TERMINFO.*"
-    r"|PYTHON.*|PERL.*|RUBY.*|GEM_.*|NODE_.*|NPM_.*|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS"
-    r"|GIT_.*|SSH_.*|DOCKER_.*|CCCI_.*|GO.*|LANG|LANGUAGE|LC_.*|TZ|TZDIR|XDG_.*"
-    r"|SSL_.*|CURL_.*|REQUESTS_CA_BUNDLE|(?i:[a-z_]*proxy))$"
-)
 
-
-def steers_a_process(name: str) -> bool:
-    """Whether ``name`` is a variable that steers a process (the loader, a shell, an
-    interpreter, git, the Docker connection, cc-ci's own settings) rather than data."""
-    return bool(_STEERING.match(name))
-
-
-def dropped(data: Mapping[str, str]) -> list[str]:
-    """The names of ``data`` that ``child_env`` leaves out."""
-    return [name for name in data if steers_a_process(name)]
-
-
-def child_env(
-    own: Mapping[str, str] | None = None, data: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """The environment of a process cc-ci starts: the allowlist above, ``data`` less what
-    steers a process, then cc-ci's ``own`` variables."""
-    env = {name: value for name, value in (data or {}).items() if not steers_a_process(name)}
-    env.update({name: os.environ[name] for name in _PASSED if name in os.environ})
+def child_env(own: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a process cc-ci starts: the allowlist above, then cc-ci's
+    ``own`` variables."""
+    env = {name: os.environ[name] for name in _PASSED if name in os.environ}
     own_bin = str(Path(sys.executable).parent)
     env["PATH"] = SYSTEM_PATH if own_bin in SYSTEM_PATH.split(":") else f"{own_bin}:{SYSTEM_PATH}"
     env.update(own or {})
@@ -96,7 +72,6 @@ def run(
     *,
     cwd: Path | None = None,
     own: Mapping[str, str] | None = None,
-    data: Mapping[str, str] | None = None,
     timeout: float,
     stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
@@ -105,7 +80,7 @@ def run(
     return subprocess.run(
         list(argv),
         cwd=cwd,
-        env=child_env(own, data),
+        env=child_env(own),
         input=stdin,
         stdin=None if stdin is not None else subprocess.DEVNULL,
         capture_output=True,

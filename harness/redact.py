@@ -7,8 +7,10 @@ It knows two kinds of values:
 - the operator's: every ``CCCI_SECRET_*`` value and the tokens in ``OPERATOR_ENV``, read
   from cc-ci's environment at each call, so a value set later is known too.
 
-``redact(text)`` replaces each of them — as it is, JSON-escaped (an app's JSON log line)
-and base64-encoded — with ``MASK``. A value shorter than ``MIN_LENGTH`` characters is not
+``redact(text)`` replaces each of them — as it is, JSON-escaped (an app's JSON log line),
+URL-encoded (a DSN), HTML-escaped and base64-encoded — with ``MASK``. (Against an app that
+means to show its own secrets no masking helps: it can put them on its page. The redactor
+keeps an honest app's output clean, and the operator's values out of everything.) A value shorter than ``MIN_LENGTH`` characters is not
 masked: it would blot out common words and numbers all over the output, and is too weak to
 be worth it (``register`` says so, for the caller to warn).
 
@@ -22,9 +24,11 @@ statuses) and the dispatcher's ``output.log``.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import logging
 import os
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,11 +53,22 @@ _registered: set[str] = set()  # every form of every generated secret of this pr
 
 
 def _forms(value: str) -> set[str]:
-    """``value`` as it may appear in output: as it is, JSON-escaped, base64-encoded."""
+    """``value`` as it may appear in output: as it is, JSON-escaped (PHP's ``\\/`` too),
+    URL-encoded (a DSN), HTML-escaped, base64-encoded."""
     if len(value) < MIN_LENGTH:
         return set()
     encoded = base64.b64encode(value.encode()).decode()
-    return {value, json.dumps(value)[1:-1], encoded, encoded.rstrip("=")}
+    in_json = json.dumps(value)[1:-1]
+    return {
+        value,
+        in_json,
+        in_json.replace("/", "\\/"),
+        urllib.parse.quote(value, safe=""),
+        urllib.parse.quote_plus(value),
+        html.escape(value),
+        encoded,
+        encoded.rstrip("="),
+    }
 
 
 def register(value: str) -> bool:

@@ -12,6 +12,8 @@ An app reads its run through a frozen ``RunContext`` and reports to it through a
 from __future__ import annotations
 
 import logging
+import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -40,6 +42,7 @@ __all__ = ["App"]
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 300
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PROBE_WINDOW = 60.0
 INSTALL_STEPS_WINDOW = 600.0
 
@@ -342,20 +345,34 @@ class App:
         return dict(value)
 
     def _install_steps(self) -> None:
-        """The recipe dir's install_steps.sh, in the app's checkout, with the app's env as
-        its variables — less those that steer a process (PATH, BASH_ENV, LD_*, …), which
-        a recipe never sets for a process cc-ci starts."""
+        """The recipe dir's install_steps.sh, in the app's checkout. It gets the app's
+        identity as variables (``DOMAIN``, ``STACK_NAME``, ``TYPE``: cc-ci's values) and
+        the app's whole env as a file, ``$CCCI_APP_ENV`` (``KEY='value'`` lines, each value
+        shell-quoted: a line read with ``eval`` sets a shell variable, exported to nothing):
+        a recipe's values are never the environment of a process (``OPENSSL_CONF``,
+        ``BASH_ENV``, ``LD_PRELOAD`` would steer it)."""
         steps = self.context.customization.install_steps
         assert steps is not None
-        left_out = proc.dropped(self.env)
-        if left_out:
-            log.info("%s: install_steps.sh runs without %s", self.name, ", ".join(left_out))
+        env_file = self.context.dir / f"app-env-{self.name}-{self.deploys + 1}.env"
+        env_file.write_text(
+            "".join(
+                f"{name}={shlex.quote(value)}\n"
+                for name, value in self.env.items()
+                if _NAME.fullmatch(name)
+            )
+        )
+        identity = {
+            "DOMAIN": self.domain,
+            "STACK_NAME": self.name,
+            "TYPE": self.env.get("TYPE", ""),
+            "CCCI_APP_ENV": str(env_file),
+        }
         with self.context.tracer.span("install_steps", app=self.name):
             try:
                 done = proc.run(
                     ["bash", str(steps)],
                     cwd=self.tree.path,
-                    data=self.env,
+                    own=identity,
                     timeout=self.context.deadline.bound(INSTALL_STEPS_WINDOW),
                 )
             except subprocess.TimeoutExpired as exc:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from harness import redact
 from harness.chromium import CHROMIUM, CHROMIUM_ARGS
 from harness.proc import child_env
 
@@ -224,8 +225,8 @@ def _block(ctx: Any, url: str) -> None:
     else:
         line = shown
         log.info("%s: the browser blocked %s (not the app's origin or a DEPS one)", ctx.app, shown)
-    with (ctx.run_dir / BLOCKED_FILE).open("a") as listed:
-        listed.write(line + "\n")
+    with (ctx.run_dir / BLOCKED_FILE).open("a") as listed:  # public: redacted as it is written
+        listed.write(redact.redact(line) + "\n")
 
 
 def app_context(ctx: Any, **options: Any) -> Any:

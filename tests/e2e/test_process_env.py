@@ -1,7 +1,7 @@
 """Nothing a recipe supplies becomes the environment of a process cc-ci starts: a run of a
-recipe whose .env.sample and abra.sh set PATH, BASH_ENV and LD_PRELOAD to its own programs
-installs as any other, its programs never run, and install_steps.sh sees the app's env but
-never a variable that steers a process."""
+recipe whose .env.sample and abra.sh set PATH, BASH_ENV, LD_PRELOAD and OPENSSL_CONF to its
+own programs installs as any other, its programs never run, and install_steps.sh gets the
+app's identity as variables and the app's env as a file, never as its environment."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def test_a_hostile_env_never_runs_its_programs_and_steers_no_process(
         {
             ".env.sample": (
                 "TYPE=hostenv\nDOMAIN=hostenv.example.com\nPATH=.\nBASH_ENV=./evil.sh\n"
-                "ENV=./evil.sh\nLD_PRELOAD=./evil.so\nGREETING=hello from the app env\n"
+                "ENV=./evil.sh\nLD_PRELOAD=./evil.so\nOPENSSL_CONF=./evil.cnf\n"
+                "GREETING='hello from the app env'\n"
             ),
             "abra.sh": "export PATH=.:$PATH\nexport SHELLOPTS=xtrace\n",
             "docker": program,
@@ -43,17 +44,22 @@ def test_a_hostile_env_never_runs_its_programs_and_steers_no_process(
         },
         mode=0o755,
     )
-    (recipe_dir / "install_steps.sh").write_text(f"env >{seen}\n")
+    read = tmp_path / "read.txt"
+    (recipe_dir / "install_steps.sh").write_text(
+        f"env >{seen}\n"
+        f'(eval "$(grep -E \'^(GREETING|OPENSSL_CONF)=\' "$CCCI_APP_ENV")";'
+        f' echo "$GREETING|$OPENSSL_CONF"; env) >{read}\n'
+    )
     session = workspace.pytest("recipes/hostenv", "--tiers", "install")
     assert session.tier_outcomes == {"recipes/hostenv::install": "PASSED"}, session.output
     assert not canary.exists(), canary.read_text()  # neither its `docker` nor its BASH_ENV ran
     steps = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
-    assert steps["GREETING"] == "hello from the app env"  # the app's env, as documented
     assert steps["DOMAIN"].startswith("hostenv-")  # the app's identity, not the recipe's
     assert steps["PATH"].split(":")[-1] == "/bin"
     assert "." not in steps["PATH"].split(":")
-    assert not {"BASH_ENV", "ENV", "LD_PRELOAD", "SHELLOPTS"} & set(steps)
-    assert "install_steps.sh runs without PATH, BASH_ENV, ENV, LD_PRELOAD" in (
-        next(workspace.runs_dir.glob("*/harness.log")).read_text()
-    )
+    recipes = {"GREETING", "BASH_ENV", "ENV", "LD_PRELOAD", "SHELLOPTS", "OPENSSL_CONF"}
+    assert not recipes & set(steps)  # no value of the recipe's is in its environment
+    first, *children = read.read_text().splitlines()
+    assert first == "hello from the app env|./evil.cnf"  # the app's env, read from its file
+    assert not any(line.startswith("OPENSSL_CONF=") for line in children)  # not exported
     session.assert_nothing_left()

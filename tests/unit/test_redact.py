@@ -151,3 +151,32 @@ def test_what_is_posted_to_the_forge_is_masked(monkeypatch: pytest.MonkeyPatch) 
     assert fake.comments[comment]["_edits"] == [masked]
     assert fake.comments[comment]["body"] == f"{masked} again"
     assert [s["description"] for s in fake.statuses_of("a" * 40)] == [masked]
+
+
+def test_a_secret_is_masked_in_the_forms_an_app_writes_it_in() -> None:
+    import html
+    import urllib.parse
+
+    secret = "p@ss/w0rd&x=<y>"
+    redact.register(secret)
+    forms = [
+        urllib.parse.quote(secret, safe=""),  # in a DSN
+        urllib.parse.quote_plus(secret),
+        json.dumps(secret)[1:-1].replace("/", "\\/"),  # PHP's json_encode
+        html.escape(secret),  # in a page
+    ]
+    for form in forms:
+        assert redact.redact(f"db: {form}!", environ={}) == f"db: {MASK}!", form
+
+
+def test_the_browsers_blocked_list_is_redacted_as_it_is_written(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from harness.lifecycle import browser
+
+    redact.register("exfiltrated-secret-7")
+    ctx = SimpleNamespace(run_dir=tmp_path, app="a")
+    browser._block(ctx, "http://exfil.invalid/exfiltrated-secret-7/pixel.png")
+    listed = (tmp_path / browser.BLOCKED_FILE).read_text()
+    assert "exfiltrated-secret-7" not in listed
+    assert MASK in listed
