@@ -10,9 +10,10 @@ It knows two kinds of values:
 ``redact(text)`` replaces each of them — as it is, JSON-escaped (an app's JSON log line),
 URL-encoded (a DSN), HTML-escaped and base64-encoded — with ``MASK``. (Against an app that
 means to show its own secrets no masking helps: it can put them on its page. The redactor
-keeps an honest app's output clean, and the operator's values out of everything.) A value shorter than ``MIN_LENGTH`` characters is not
-masked: it would blot out common words and numbers all over the output, and is too weak to
-be worth it (``register`` says so, for the caller to warn).
+keeps an honest app's output clean, and the operator's values out of everything.) A value
+shorter than ``MIN_LENGTH`` characters is not masked: it would blot out common words and
+numbers all over the output, and is too weak to be worth it (``register`` says so, for the
+caller to warn).
 
 Where it is applied: ``LogFilter`` (every log record, as it is made: harness.log, the
 records of trace.json, pytest's captured and live logs), ``Stack.evidence`` (the service
