@@ -7,6 +7,7 @@
     cc-ci compare RUN_A [RUN_B]               level and timing changes between two runs
     cc-ci meta RECIPE_DIR                     validate a recipe dir's recipe_meta.py
     cc-ci report [RUNS_DIR] [OUT_DIR]         a static site of the runs (default runs/ runs/site/)
+    cc-ci config                              every setting, its value and where it came from
     cc-ci serve [--forge-url URL] [--poll S]  `!testme` on pull requests (docs/serve.md)
     cc-ci watch [--repo OWNER/NAME] [--commit SHA]
                                               follow a commit's Woodpecker/Drone pipeline
@@ -22,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -299,6 +300,7 @@ def _add_serve(commands: Any) -> None:
     add("--ci-branch", help="the branch its pipeline runs on (default: main)")
     add("--run-deadline", type=float, help="as for cc-ci run")
     add("--janitor-age", type=float, help="as for cc-ci run")
+    serve.set_defaults(handler=_serve)
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -390,20 +392,36 @@ def _env_pair(text: str) -> tuple[str, str]:
     return name, value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    passthrough: list[str] = []
-    if "--" in argv:
-        at = argv.index("--")
-        argv, passthrough = argv[:at], argv[at + 1 :]
+def _parser() -> argparse.ArgumentParser:
+    """cc-ci's command line: one function adds each command, and names its handler."""
     parser = argparse.ArgumentParser(
         prog="cc-ci", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        _add_run,
+        _add_plan,
+        _add_lint,
+        _add_compare,
+        _add_meta,
+        _add_config,
+        _add_report,
+        _add_serve,
+        _add_watch,
+        _add_job,
+    ):
+        add(commands)
+    return parser
+
+
+def _add_run(commands: Any) -> None:
     run = commands.add_parser("run", help="run the lifecycle of recipes (default: all demos)")
     run.add_argument("recipes", nargs="*", help="recipe dirs, names or repos")
     for option, help_text in OPTIONS.items():
         run.add_argument(f"--{option}", help=help_text)
+
+
+def _add_plan(commands: Any) -> None:
     plan = commands.add_parser(
         "plan", help="print the deploy plan of a recipe checkout (exit 2: the policy refuses it)"
     )
@@ -418,58 +436,84 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=_env_pair,
         help="add to the app env, e.g. COMPOSE_FILE=compose.yml:compose.smtp.yml",
     )
+    plan.set_defaults(handler=_plan)
+
+
+def _add_lint(commands: Any) -> None:
     lint = commands.add_parser("lint", help="lint a recipe checkout (R001-R016)")
     lint.add_argument("checkout", type=Path)
+    lint.set_defaults(handler=_lint)
+
+
+def _add_compare(commands: Any) -> None:
     compare = commands.add_parser(
         "compare", help="level and timing changes between two runs (default: the previous one)"
     )
     compare.add_argument("run_a", type=Path, help="a run dir (alone: compared with its previous)")
     compare.add_argument("run_b", type=Path, nargs="?")
+    compare.set_defaults(handler=_compare)
+
+
+def _add_meta(commands: Any) -> None:
     check = commands.add_parser("meta", help="validate a recipe dir's recipe_meta.py")
     check.add_argument("recipe_dir", type=Path)
-    commands.add_parser(
+    check.set_defaults(handler=_meta)
+
+
+def _add_config(commands: Any) -> None:
+    config = commands.add_parser(
         "config",
         help="every setting: its value and where it came from (flag, CCCI_*, ini, default)",
     )
+    config.set_defaults(handler=_config)
+
+
+def _add_report(commands: Any) -> None:
     report = commands.add_parser("report", help="build the static site of a runs dir")
     report.add_argument("runs_dir", type=Path, nargs="?", default=Path("runs"))
     report.add_argument("out_dir", type=Path, nargs="?")
-    _add_serve(commands)
+    report.set_defaults(handler=_report)
+
+
+def _add_watch(commands: Any) -> None:
     watch = commands.add_parser(
         "watch",
         help="follow a commit's CI pipeline to its end (exit 0 success, 1 failure, 2 cannot)",
         description="The engine comes from CCCI_CI_ENGINE (woodpecker or drone), CCCI_CI_URL"
         " and CCCI_CI_TOKEN (the token is never printed).",
     )
-    commands.add_parser(
+    watch.add_argument("--repo", metavar="OWNER/NAME", help="default: the git remote origin")
+    watch.add_argument("--commit", metavar="SHA", help="default: HEAD")
+    watch.add_argument(
+        "--deadline", type=float, default=3600.0, metavar="SECONDS", help="default: 3600"
+    )
+    watch.set_defaults(handler=_watch)
+
+
+def _add_job(commands: Any) -> None:
+    job = commands.add_parser(
         "job",
         help="run the `!testme` job a dispatched pipeline carries (docs/ci/)",
         description="Reads CCCI_JOB_ID, CCCI_RECIPE, CCCI_REPO_URL, CCCI_SHA, CCCI_REF,"
         " CCCI_HEADS, CCCI_TIERS, CCCI_UPGRADE_FROM and CCCI_RUNS_DIR, as `cc-ci serve"
         " --dispatch` sets them on the pipeline.",
     )
-    watch.add_argument("--repo", metavar="OWNER/NAME", help="default: the git remote origin")
-    watch.add_argument("--commit", metavar="SHA", help="default: HEAD")
-    watch.add_argument(
-        "--deadline", type=float, default=3600.0, metavar="SECONDS", help="default: 3600"
-    )
-    args = parser.parse_args(argv)
+    job.set_defaults(handler=_job)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough: list[str] = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, passthrough = argv[:at], argv[at + 1 :]
+    args = _parser().parse_args(argv)
     install_log_filter()  # serve, watch, job log too: no secret value in any line
     try:
         if args.command == "run":
             return _run(args, passthrough)
-        handlers = {
-            "plan": _plan,
-            "meta": _meta,
-            "lint": _lint,
-            "compare": _compare,
-            "serve": _serve,
-            "report": _report,
-            "watch": _watch,
-            "config": _config,
-            "job": _job,
-        }
-        return handlers[args.command](args)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
     except CcciError as exc:
         print(f"cc-ci: error: {redact(str(exc))}", file=sys.stderr)
         return 1

@@ -273,10 +273,10 @@ def record_custom(item: pytest.Item, report: pytest.TestReport) -> None:
     ]
     if item is custom[-1]:
         if recipe_dir.custom_failures:
-            status, reason = "fail", "; ".join(recipe_dir.custom_failures)
+            reason = "; ".join(recipe_dir.custom_failures)
+            result = TierResult("fail", reason, failure_class="recipe")
         elif recipe_dir.custom_skips and len(recipe_dir.custom_skips) >= len(custom):
-            status, reason = "unver", recipe_dir.custom_skips[0]
+            result = TierResult("unver", recipe_dir.custom_skips[0])
         else:
-            status, reason = "pass", ""
-        cls = "recipe" if status == "fail" else None
-        results.end_tier("custom", TierResult(status, reason, failure_class=cls))
+            result = TierResult("pass")
+        results.end_tier("custom", result)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness.config import FACES, resolve
 from harness.errors import PlatformError
@@ -21,7 +21,7 @@ __all__ = ["Platform", "app_client", "detect"]
 
 @dataclass(frozen=True)
 class Platform:
-    name: str  # "local" or "remote"
+    name: Literal["local", "remote"]
     ipvs: bool  # can swarm route VIPs and the ingress mesh?
     domain: str = "localhost"  # apps are <name>.<domain>: on a remote swarm, its proxy's
     proxy: str | None = None  # where a remote swarm's proxy answers (default: DNS of the domain)

@@ -99,8 +99,7 @@ def run_tier(run: Run, tier: str, *, item: str | None = None) -> None:
                 wait_for(EngineAnswers(run.swarm), ENGINE_BACK_WINDOW, run.deadline)
                 attempt = 2
     except Unverifiable as exc:
-        status = "skip" if exc.structural else "unver"
-        results.end_tier(tier, TierResult(status, str(exc)))
+        results.end_tier(tier, TierResult("skip" if exc.structural else "unver", str(exc)))
         raise
     except RecipeError as exc:
         results.end_tier(tier, TierResult("fail", _reason(exc), failure_class="recipe"))

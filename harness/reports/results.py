@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 from harness import redact
+from harness.errors import FailureKind
 from harness.files import write_atomic
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "write_json",
 ]
 
+Status = Literal["pass", "fail", "skip", "unver"]  # a tier's, or a rung's
+RungStatus = Status
 SCHEMA_VERSION = 2  # 2: policy
 INTERRUPTED = "interrupted: the run stopped before this tier finished"
 RUNGS = ("install", "upgrade", "backup_restore", "custom", "lint")
@@ -68,10 +71,10 @@ def level(rungs: Mapping[str, str]) -> int:
 
 @dataclass
 class TierResult:
-    status: str  # pass | fail | skip | unver
+    status: Status
     reason: str = ""
     duration: float = 0.0
-    failure_class: str | None = None  # recipe | infra, for fail and unver
+    failure_class: FailureKind | None = None  # for fail and unver
     artifacts: list[str] = field(default_factory=list)
     attempts: int = 1
 
@@ -216,7 +219,7 @@ class Results:
 
 @dataclass(frozen=True)
 class Rung:
-    status: str  # pass | fail | skip | unver
+    status: RungStatus
     reason: str = ""
 
 
@@ -260,7 +263,7 @@ class Record:
                 f"results schema {version} is newer than this cc-ci reads ({SCHEMA_VERSION})"
             )
         rungs = {
-            rung: Rung(str(value.get("status", "unver")), str(value.get("reason", "")))
+            rung: Rung(_status(value.get("status", "unver")), str(value.get("reason", "")))
             for rung, value in doc["rungs"].items()
             if isinstance(value, dict)
         }
@@ -294,6 +297,13 @@ class Record:
     def rung(self, name: str) -> Rung:
         """A rung's status and reason (``unver`` when the run never said)."""
         return self.rungs.get(name, Rung("unver"))
+
+
+def _status(text: object) -> Status:
+    """A status as results.json says it; another word is a ValueError naming it."""
+    if text not in get_args(Status):
+        raise ValueError(f"status {text!r} is not one of {', '.join(get_args(Status))}")
+    return cast(Status, text)
 
 
 def read(run_dir: Path) -> Record:

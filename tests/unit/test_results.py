@@ -11,6 +11,7 @@ import pytest
 from harness.reports.results import (
     Record,
     Results,
+    Status,
     TierResult,
     compare,
     level,
@@ -22,7 +23,10 @@ SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "docs" / "results.schema.json").read_text()
 )
 
-P, F, S, U = "pass", "fail", "skip", "unver"
+P: Status = "pass"
+F: Status = "fail"
+S: Status = "skip"
+U: Status = "unver"
 
 
 @pytest.mark.parametrize(
@@ -54,7 +58,7 @@ def test_level(
     assert level(rungs) == expected
 
 
-def tiers(**statuses: str) -> dict[str, TierResult]:
+def tiers(**statuses: Status) -> dict[str, TierResult]:
     return {name: TierResult(status) for name, status in statuses.items()}
 
 
@@ -109,7 +113,7 @@ def test_a_tier_in_flight_reads_unver_and_the_file_always_validates(tmp_path: Pa
     ],
 )
 def test_expected_level(
-    tmp_path: Path, outcomes: dict[str, str], expect_fail: str | None, expected_level: int
+    tmp_path: Path, outcomes: dict[str, Status], expect_fail: str | None, expected_level: int
 ) -> None:
     results = Results(tmp_path / "results.json", "demo", "a1b2c3", expect_fail=expect_fail)
     results.tiers = tiers(**outcomes)
@@ -140,7 +144,7 @@ def test_summary_table_marks_a_shortfall_and_shows_the_warnings(tmp_path: Path) 
 
 
 def test_compare_shows_level_and_timing_changes(tmp_path: Path) -> None:
-    def doc(upgrade: str, seconds: float) -> Record:
+    def doc(upgrade: Status, seconds: float) -> Record:
         results = Results(tmp_path / "r.json", "demo", "a1b2c3")
         results.tiers = {
             "install": TierResult(P, duration=4.0),
