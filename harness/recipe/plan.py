@@ -211,11 +211,8 @@ def resolve(
         for var, where in done.unset.items():
             unset.setdefault(var, []).extend(w for w in where if w not in unset[var])
         document = _absolute_paths(done.document, workdir, name)
-        found = policy.escapes(checkout, document, {name: document})
-        outside += found
-        read_outside = "outside-file" in allowed or not any(
-            v.value.startswith("env_file") for v in found
-        )
+        outside += policy.escapes(checkout, document, {name: document})
+        read_outside = "outside-file" in allowed
         texts.append(
             (name, compose.dump(_inline_environment(document, env, checkout, read_outside)))
         )
@@ -286,8 +283,8 @@ def _inline_environment(
             environment.update(compose.env_file_lines(text, str(shown)))
         given = spec.get("environment") or {}
         if isinstance(given, list):
-            given = {k: v for k, _, v in (str(item).partition("=") for item in given)} | {
-                str(item): None for item in given if "=" not in str(item)
+            given = {
+                k: (v if sep else None) for k, sep, v in (str(i).partition("=") for i in given)
             }
         environment.update(given)
         if environment or "environment" in spec:
