@@ -3,7 +3,7 @@
 A recipe under test can write without end (a log file, a database, ``dd``): memory, CPU
 and pids are bounded by limits, the disk is not, and a full disk takes the CI host with
 it. So while a run lives, a thread measures what its resources hold every ``INTERVAL``
-seconds; past the run's bound (``RESOURCES["disk"]``, default ``platform.DEFAULT_DISK``) it stops
+seconds; past the run's bound (``RESOURCES["disk"]``, default ``deploy.DEFAULT_DISK``) it stops
 the run through its deadline — every wait then fails at once, naming the bound and what
 holds the most — and teardown removes the rest, as after any failure.
 """
